@@ -1,0 +1,72 @@
+/* rng.c - da_rng over gsl_rng_mt19937. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#include "error.h"
+#include "rng.h"
+
+struct da_rng {
+    gsl_rng *r;
+};
+
+da_rng *da_rng_new(unsigned long seed)
+{
+    da_rng *rng = malloc(sizeof *rng);
+    if (!rng) {
+        da_set_error(DA_ENOMEM, "da_rng_new: out of memory");
+        return NULL;
+    }
+    rng->r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!rng->r) {
+        free(rng);
+        da_set_error(DA_ENOMEM, "da_rng_new: gsl_rng_alloc failed");
+        return NULL;
+    }
+    gsl_rng_set(rng->r, seed);
+    return rng;
+}
+
+void da_rng_free(da_rng *rng)
+{
+    if (!rng)
+        return;
+    gsl_rng_free(rng->r);
+    free(rng);
+}
+
+void da_rng_seed(da_rng *rng, unsigned long seed) { gsl_rng_set(rng->r, seed); }
+
+double da_rng_uniform(da_rng *rng) { return gsl_rng_uniform(rng->r); }
+
+double da_rng_uniform_pos(da_rng *rng) { return gsl_rng_uniform_pos(rng->r); }
+
+double da_rng_normal(da_rng *rng) { return gsl_ran_gaussian_ziggurat(rng->r, 1.0); }
+
+unsigned long da_rng_int(da_rng *rng, unsigned long n) { return gsl_rng_uniform_int(rng->r, n); }
+
+void da_rng_shuffle(da_rng *rng, int *a, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)gsl_rng_uniform_int(rng->r, (unsigned long)i + 1);
+        int t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+void *da_rng_gsl(da_rng *rng) { return rng->r; }
+
+size_t da_rng_state_size(const da_rng *rng) { return gsl_rng_size(rng->r); }
+
+void da_rng_state_save(const da_rng *rng, void *buf)
+{
+    memcpy(buf, gsl_rng_state(rng->r), gsl_rng_size(rng->r));
+}
+
+void da_rng_state_load(da_rng *rng, const void *buf)
+{
+    memcpy(gsl_rng_state(rng->r), buf, gsl_rng_size(rng->r));
+}

@@ -1,0 +1,26 @@
+/* rng.h - the one random number generator of diffalg: a GSL generator
+ * (gsl_rng_mt19937), seeded explicitly (DESIGN.md §3). Every stochastic function
+ * takes a da_rng *. Ownership: da_rng_new allocates, da_rng_free frees. */
+#ifndef DA_RNG_H
+#define DA_RNG_H
+
+#include <stddef.h>
+
+typedef struct da_rng da_rng;
+
+da_rng *da_rng_new(unsigned long seed);
+void da_rng_free(da_rng *rng);                 /* NULL is a no-op */
+void da_rng_seed(da_rng *rng, unsigned long seed);
+double da_rng_uniform(da_rng *rng);            /* [0, 1) */
+double da_rng_uniform_pos(da_rng *rng);        /* (0, 1) */
+double da_rng_normal(da_rng *rng);             /* standard normal */
+unsigned long da_rng_int(da_rng *rng, unsigned long n); /* uniform in [0, n), n >= 1 */
+void da_rng_shuffle(da_rng *rng, int *a, int n);        /* Fisher-Yates */
+/* The underlying gsl_rng * (for GSL's distribution functions). */
+void *da_rng_gsl(da_rng *rng);
+/* Generator state as bytes (for checkpoints): size, then save/restore. */
+size_t da_rng_state_size(const da_rng *rng);
+void da_rng_state_save(const da_rng *rng, void *buf);
+void da_rng_state_load(da_rng *rng, const void *buf);
+
+#endif
