@@ -54,6 +54,16 @@ typedef struct {
 
 typedef struct da_model da_model; /* a sequence of layers; owns its parameters */
 
+/* Fused ops (lib/ops_nn.c), one graph node each, same arguments, shapes and errors as
+ * the ops they combine: relu(x W^T + b), relu(conv2d(x, w, b)) and
+ * maxpool2d(relu(conv2d(x, w, b)), pool_k, pool_stride). da_model_forward uses them for
+ * the layer sequences linear-relu, conv2d-relu and conv2d-relu-maxpool. */
+da_tensor *da_linear_relu(da_ctx *ctx, da_tensor *x, da_tensor *W, da_tensor *b);
+da_tensor *da_conv2d_relu(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, int stride,
+                          int pad);
+da_tensor *da_conv2d_relu_maxpool(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b,
+                                  int stride, int pad, int pool_k, int pool_stride);
+
 /* An empty model whose parameters will have the given dtype. */
 da_model *da_model_new(da_dtype dtype);
 void da_model_free(da_model *m); /* frees the parameters too; NULL is a no-op */
@@ -67,8 +77,8 @@ int da_model_add_maxpool(da_model *m, int k, int stride);
 int da_model_add_avgpool(da_model *m, int k, int stride);
 int da_model_add_flatten(da_model *m);
 
-/* Run the layers on x (in ctx; x must have the model's dtype). Where a conv2d or
- * linear layer is directly followed by relu the two run as one fused node. */
+/* Run the layers on x (in ctx; x must have the model's dtype). The sequences
+ * linear-relu, conv2d-relu and conv2d-relu-maxpool run as one fused node each. */
 da_tensor *da_model_forward(da_ctx *ctx, da_model *m, da_tensor *x);
 
 int da_model_n_layers(const da_model *m);

@@ -1,0 +1,311 @@
+/* common.c - progress bar, JSON lines, summary table and option parsing shared by the
+ * experiment programs (common.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <omp.h>
+#include <zlib.h>
+
+#include "common.h"
+
+static const char *program = "experiment";
+static int bar_on_screen; /* a progress bar occupies the current stderr line */
+
+/* ---- time, threads, errors ---- */
+
+double ex_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int ex_set_threads(int t)
+{
+    if (t > 0)
+        omp_set_num_threads(t);
+    int n = omp_get_max_threads();
+    openblas_set_num_threads(n);
+    return n;
+}
+
+void ex_set_program_name(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    program = slash ? slash + 1 : name;
+}
+
+static void clear_bar(void)
+{
+    if (bar_on_screen) {
+        fputs("\r\033[K", stderr);
+        bar_on_screen = 0;
+    }
+}
+
+void ex_die(int status, const char *fmt, ...)
+{
+    va_list ap;
+    clear_bar();
+    fprintf(stderr, "%s: ", program);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(status);
+}
+
+void ex_log(const char *fmt, ...)
+{
+    va_list ap;
+    clear_bar();
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---- progress ---- */
+
+static void format_duration(char *buf, size_t size, double s)
+{
+    long t = s > 0 && isfinite(s) ? (long)(s + 0.5) : 0;
+    if (t >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
+}
+
+void ex_progress_start(ex_progress *p, const char *label, long total)
+{
+    p->label = label;
+    p->total = total > 0 ? total : 1;
+    p->t0 = ex_now();
+    p->last_draw = 0;
+    p->tty = isatty(STDERR_FILENO);
+    p->last_decile = 0;
+}
+
+void ex_progress_update(ex_progress *p, long step, const char *metrics)
+{
+    double now = ex_now(), elapsed = now - p->t0;
+    int done = step >= p->total;
+    int decile = (int)(10 * step / p->total);
+    if (p->tty ? (!done && now - p->last_draw < 0.1) : (!done && decile <= p->last_decile))
+        return;
+    p->last_draw = now;
+    p->last_decile = decile;
+    double rate = elapsed > 0 ? (double)step / elapsed : 0;
+    char eta[32], spent[32];
+    format_duration(eta, sizeof eta, rate > 0 ? (double)(p->total - step) / rate : 0);
+    format_duration(spent, sizeof spent, elapsed);
+    if (p->tty) {
+        enum { WIDTH = 24 };
+        char bar[WIDTH + 1];
+        int fill = (int)(WIDTH * step / p->total);
+        for (int i = 0; i < WIDTH; i++)
+            bar[i] = i < fill ? '#' : '-';
+        bar[WIDTH] = '\0';
+        fprintf(stderr, "\r\033[K%s [%s] %ld/%ld  %s  %.1f it/s  %s %s", p->label, bar, step,
+                p->total, metrics ? metrics : "", rate, done ? "took" : "ETA",
+                done ? spent : eta);
+        bar_on_screen = 1;
+    } else {
+        fprintf(stderr, "%s %ld/%ld (%d%%)  %s  %.1f it/s  %s %s\n", p->label, step, p->total,
+                (int)(100 * step / p->total), metrics ? metrics : "", rate,
+                done ? "took" : "ETA", done ? spent : eta);
+    }
+    fflush(stderr);
+}
+
+void ex_progress_end(ex_progress *p)
+{
+    if (p->tty && bar_on_screen) {
+        fputc('\n', stderr);
+        bar_on_screen = 0;
+    }
+}
+
+/* ---- JSON lines ---- */
+
+struct ex_json {
+    FILE *f;    /* NULL: discard */
+    int fields; /* fields written in the current object */
+};
+
+ex_json *ex_json_open(const char *path, int append)
+{
+    ex_json *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    if (path && !(j->f = fopen(path, append ? "a" : "w"))) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", program, path, strerror(errno));
+        free(j);
+        return NULL;
+    }
+    return j;
+}
+
+void ex_json_close(ex_json *j)
+{
+    if (!j)
+        return;
+    if (j->f)
+        fclose(j->f);
+    free(j);
+}
+
+void ex_json_begin(ex_json *j)
+{
+    j->fields = 0;
+    if (j->f)
+        fputc('{', j->f);
+}
+
+static void put_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(f, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(f, "\\u%04x", *c);
+        else
+            fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+static void put_key(ex_json *j, const char *key)
+{
+    if (j->fields++)
+        fputs(", ", j->f);
+    put_string(j->f, key);
+    fputs(": ", j->f);
+}
+
+void ex_json_str(ex_json *j, const char *key, const char *value)
+{
+    if (!j->f)
+        return;
+    put_key(j, key);
+    put_string(j->f, value ? value : "");
+}
+
+void ex_json_int(ex_json *j, const char *key, long value)
+{
+    if (!j->f)
+        return;
+    put_key(j, key);
+    fprintf(j->f, "%ld", value);
+}
+
+void ex_json_num(ex_json *j, const char *key, double value)
+{
+    if (!j->f)
+        return;
+    put_key(j, key);
+    if (isfinite(value))
+        fprintf(j->f, "%.10g", value);
+    else
+        fputs("null", j->f);
+}
+
+void ex_json_end(ex_json *j)
+{
+    if (!j->f)
+        return;
+    fputs("}\n", j->f);
+    fflush(j->f);
+}
+
+void ex_json_split(ex_json *j, const da_split *split, unsigned long seed)
+{
+    char crc[16];
+    ex_json_int(j, "split_seed", (long)seed);
+    ex_json_int(j, "split_n_train", split->n_train);
+    ex_json_int(j, "split_n_test", split->n_test);
+    snprintf(crc, sizeof crc, "%08lx",
+             crc32(0L, (const Bytef *)split->train, (uInt)split->n_train * sizeof(int)));
+    ex_json_str(j, "split_train_crc32", crc);
+    snprintf(crc, sizeof crc, "%08lx",
+             crc32(0L, (const Bytef *)split->test, (uInt)split->n_test * sizeof(int)));
+    ex_json_str(j, "split_test_crc32", crc);
+}
+
+/* ---- summary ---- */
+
+void ex_summary_add(ex_summary *s, const char *key, const char *fmt, ...)
+{
+    if (s->n >= EX_SUMMARY_ROWS)
+        return;
+    va_list ap;
+    snprintf(s->key[s->n], sizeof s->key[0], "%s", key);
+    va_start(ap, fmt);
+    vsnprintf(s->value[s->n], sizeof s->value[0], fmt, ap);
+    va_end(ap);
+    s->n++;
+}
+
+void ex_summary_print(const ex_summary *s, FILE *f)
+{
+    int wk = 3, wv = 5;
+    for (int i = 0; i < s->n; i++) {
+        int lk = (int)strlen(s->key[i]), lv = (int)strlen(s->value[i]);
+        wk = lk > wk ? lk : wk;
+        wv = lv > wv ? lv : wv;
+    }
+    fprintf(f, "| %-*s | %-*s |\n|", wk, "key", wv, "value");
+    for (int i = 0; i < wk + 2; i++)
+        fputc('-', f);
+    fputc('|', f);
+    for (int i = 0; i < wv + 2; i++)
+        fputc('-', f);
+    fputs("|\n", f);
+    for (int i = 0; i < s->n; i++)
+        fprintf(f, "| %-*s | %-*s |\n", wk, s->key[i], wv, s->value[i]);
+    fflush(f);
+}
+
+/* ---- option parsing ---- */
+
+long ex_parse_long(const char *opt, const char *arg, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < lo || v > hi)
+        ex_die(2, "--%s: '%s' is not an integer in [%ld, %ld]", opt, arg, lo, hi);
+    return v;
+}
+
+double ex_parse_double(const char *opt, const char *arg, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !isfinite(v) || v < lo || v > hi)
+        ex_die(2, "--%s: '%s' is not a number in [%g, %g]", opt, arg, lo, hi);
+    return v;
+}
+
+int ex_parse_choice(const char *opt, const char *arg, const char *const *choices, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(arg, choices[i]))
+            return i;
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        strncat(list, choices[i], sizeof list - strlen(list) - 1);
+        if (i + 1 < n)
+            strncat(list, "|", sizeof list - strlen(list) - 1);
+    }
+    ex_die(2, "--%s: '%s' is not one of %s", opt, arg, list);
+}

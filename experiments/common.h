@@ -1,0 +1,75 @@
+/* common.h - what every experiment program shares (DESIGN.md §8): a progress bar on
+ * stderr (plain log lines when stderr is not a terminal), a JSON-lines writer, a final
+ * summary table, option parsing helpers for getopt_long, timing and thread control.
+ *
+ * These are program utilities, not library code: they print, and ex_die exits. */
+#ifndef EX_COMMON_H
+#define EX_COMMON_H
+
+#include <stdio.h>
+
+#include "data.h"
+
+/* ---- time and threads ---- */
+double ex_now(void); /* monotonic seconds */
+/* OpenMP and OpenBLAS threads; t <= 0 keeps the current OpenMP default. Returns the
+ * thread count in use. */
+int ex_set_threads(int t);
+/* Print "PROGRAM: message" on stderr and exit(status). */
+void ex_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+void ex_set_program_name(const char *name);
+
+/* ---- progress: a bar on a terminal, a log line every ~10% (and the last) otherwise ---- */
+typedef struct {
+    const char *label;
+    long total;
+    double t0, last_draw;
+    int tty;
+    int last_decile; /* last 10% mark logged (plain mode) */
+} ex_progress;
+
+void ex_progress_start(ex_progress *p, const char *label, long total);
+/* step in 1..total; metrics is a short text ("loss 0.123 acc 0.97") or NULL. On a
+ * terminal redraws at most 10 times a second. */
+void ex_progress_update(ex_progress *p, long step, const char *metrics);
+/* Finish the bar line (terminal) so that the next output starts on its own line. */
+void ex_progress_end(ex_progress *p);
+/* A log line on stderr that does not collide with the bar. */
+void ex_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- JSON lines: one object per line, flushed at the end of each line ---- */
+typedef struct ex_json ex_json;
+
+/* path NULL: a writer that discards everything (no --out given); append = 1 adds to
+ * an existing file (a resumed run). NULL if the file cannot be opened (message
+ * printed). */
+ex_json *ex_json_open(const char *path, int append);
+void ex_json_close(ex_json *j); /* NULL is a no-op */
+void ex_json_begin(ex_json *j);
+void ex_json_str(ex_json *j, const char *key, const char *value);
+void ex_json_int(ex_json *j, const char *key, long value);
+void ex_json_num(ex_json *j, const char *key, double value); /* NaN/Inf as null */
+void ex_json_end(ex_json *j);
+/* The data split of the first line: split_seed, split_n_train, split_n_test and the
+ * CRC-32 of the train and test index arrays (int32, host order). */
+void ex_json_split(ex_json *j, const da_split *split, unsigned long seed);
+
+/* ---- final summary: a two-column Markdown table on stdout ---- */
+#define EX_SUMMARY_ROWS 32
+typedef struct {
+    int n;
+    char key[EX_SUMMARY_ROWS][48];
+    char value[EX_SUMMARY_ROWS][96];
+} ex_summary;
+
+void ex_summary_add(ex_summary *s, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ex_summary_print(const ex_summary *s, FILE *f);
+
+/* ---- option parsing (exit with status 2 and a message on a bad value) ---- */
+long ex_parse_long(const char *opt, const char *arg, long lo, long hi);
+double ex_parse_double(const char *opt, const char *arg, double lo, double hi);
+/* index of arg in choices[0..n-1] */
+int ex_parse_choice(const char *opt, const char *arg, const char *const *choices, int n);
+
+#endif

@@ -1,0 +1,499 @@
+/* logic.c - difflogic's relaxed logic gates, logic layers and GroupSum (see logic.h).
+ *
+ * Paper: Petersen et al., "Deep Differentiable Logic Gate Networks", NeurIPS 2022,
+ * Table 1 (real-valued gates) and eq. (3) (softmax mixture of the 16 gates per neuron).
+ * A neuron's mixture sum_g p_g gate_g(a,b) is the bilinear form C0 + C1 a + C2 b + C3 ab
+ * with C_k = sum_g p_g coef[g][k], so forward and backward are one pass over
+ * [batch][out] with four coefficients per neuron. The gradient with respect to the
+ * logits needs, per neuron, the four sums S_k = sum_b gy[b] phi_k(a_b, b_b) with
+ * phi = (1, a, b, ab): then dL/dp_g = sum_k coef[g][k] S_k and the softmax backward
+ * gives dL/dw_g = p_g (dL/dp_g - sum_k C_k S_k). */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logic.h"
+
+/* gate_g(a, b) = c0 + c1 a + c2 b + c3 ab, difflogic's order */
+static const double gate_coef[DA_LOGIC_N_GATES][4] = {
+    {0, 0, 0, 0},   /*  0 false   */
+    {0, 0, 0, 1},   /*  1 a and b */
+    {0, 1, 0, -1},  /*  2 a and not b */
+    {0, 1, 0, 0},   /*  3 a */
+    {0, 0, 1, -1},  /*  4 not a and b */
+    {0, 0, 1, 0},   /*  5 b */
+    {0, 1, 1, -2},  /*  6 xor */
+    {0, 1, 1, -1},  /*  7 or */
+    {1, -1, -1, 1}, /*  8 nor */
+    {1, -1, -1, 2}, /*  9 xnor */
+    {1, 0, -1, 0},  /* 10 not b */
+    {1, 0, -1, 1},  /* 11 b implies a */
+    {1, -1, 0, 0},  /* 12 not a */
+    {1, -1, 0, 1},  /* 13 a implies b */
+    {1, 0, 0, -1},  /* 14 nand */
+    {1, 0, 0, 0},   /* 15 true */
+};
+
+/* below this many neuron evaluations a loop runs on one thread */
+#define LOGIC_PAR_MIN 32768L
+
+double da_logic_gate(int gate, double a, double b)
+{
+    if (gate < 0 || gate >= DA_LOGIC_N_GATES) {
+        da_set_error(DA_ERANGE, "da_logic_gate: gate %d outside [0, 16)", gate);
+        return NAN;
+    }
+    const double *c = gate_coef[gate];
+    return c[0] + c[1] * a + c[2] * b + c[3] * a * b;
+}
+
+int da_logic_gate_coeffs(int gate, double c[4])
+{
+    if (!c)
+        return da_set_error(DA_EINVAL, "da_logic_gate_coeffs: NULL c");
+    if (gate < 0 || gate >= DA_LOGIC_N_GATES)
+        return da_set_error(DA_ERANGE, "da_logic_gate_coeffs: gate %d outside [0, 16)", gate);
+    memcpy(c, gate_coef[gate], 4 * sizeof *c);
+    return DA_OK;
+}
+
+/* ---- per-neuron coefficients ---- */
+
+/* p [16] = softmax(w) (hard: one-hot of the first argmax) */
+static void gate_probs(const double *w, int hard, double *p)
+{
+    int arg = 0;
+    for (int g = 1; g < DA_LOGIC_N_GATES; g++)
+        if (w[g] > w[arg])
+            arg = g;
+    if (hard) {
+        for (int g = 0; g < DA_LOGIC_N_GATES; g++)
+            p[g] = g == arg;
+        return;
+    }
+    double sum = 0;
+    for (int g = 0; g < DA_LOGIC_N_GATES; g++)
+        sum += p[g] = exp(w[g] - w[arg]);
+    for (int g = 0; g < DA_LOGIC_N_GATES; g++)
+        p[g] /= sum;
+}
+
+/* coef [out][4]: the bilinear form of each neuron's gate mixture */
+static void neuron_coeffs(int out_dim, const double *w, int hard, double *coef)
+{
+#pragma omp parallel for schedule(static) if (out_dim * 16L > LOGIC_PAR_MIN)
+    for (int j = 0; j < out_dim; j++) {
+        double p[DA_LOGIC_N_GATES], *c = coef + 4L * j;
+        gate_probs(w + 16L * j, hard, p);
+        c[0] = c[1] = c[2] = c[3] = 0;
+        for (int g = 0; g < DA_LOGIC_N_GATES; g++)
+            for (int k = 0; k < 4; k++)
+                c[k] += p[g] * gate_coef[g][k];
+    }
+}
+
+/* ---- the fused kernels ---- */
+
+typedef struct {
+    int batch, in_dim, out_dim;
+    const int *ia, *ib;   /* [out] */
+    const double *coef;   /* [out][4] */
+} layer_plan;
+
+/* y [batch][out]; returns 1 if some output is not finite */
+static int layer_forward(const layer_plan *L, const double *x, double *y)
+{
+    int bad = 0;
+    long work = (long)L->batch * L->out_dim;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (work > LOGIC_PAR_MIN)
+    for (int b = 0; b < L->batch; b++) {
+        const double *xb = x + (size_t)b * L->in_dim;
+        double *yb = y + (size_t)b * L->out_dim;
+        for (int j = 0; j < L->out_dim; j++) {
+            const double *c = L->coef + 4L * j;
+            double xa = xb[L->ia[j]], xbv = xb[L->ib[j]];
+            yb[j] = c[0] + c[1] * xa + (c[2] + c[3] * xa) * xbv;
+        }
+        for (int j = 0; j < L->out_dim; j++)
+            bad |= !isfinite(yb[j]);
+    }
+    return bad;
+}
+
+/* One pass over the batch: gx [batch][in] += d/dx (may be NULL), and S [out][4] = the
+ * sums over the batch of gy * (1, a, b, ab) (may be NULL). Threads own rows of gx and
+ * keep private partial sums, reduced in thread order (deterministic per thread count). */
+static int layer_backward(const layer_plan *L, const double *x, const double *gy, double *gx,
+                          double *S)
+{
+    long work = (long)L->batch * L->out_dim;
+    int nt = work > LOGIC_PAR_MIN ? omp_get_max_threads() : 1;
+    double *part = NULL; /* [nt][out][4] */
+    if (S && !(part = calloc((size_t)nt * L->out_dim * 4, sizeof *part)))
+        return da_set_error(DA_ENOMEM, "logic layer backward: out of memory");
+#pragma omp parallel num_threads(nt)
+    {
+        int used = omp_get_num_threads();
+        double *mine = part ? part + (size_t)omp_get_thread_num() * L->out_dim * 4 : NULL;
+#pragma omp for schedule(static)
+        for (int b = 0; b < L->batch; b++) {
+            const double *xb = x + (size_t)b * L->in_dim, *gb = gy + (size_t)b * L->out_dim;
+            double *gxb = gx ? gx + (size_t)b * L->in_dim : NULL;
+            for (int j = 0; j < L->out_dim; j++) {
+                const double *c = L->coef + 4L * j;
+                double xa = xb[L->ia[j]], xbv = xb[L->ib[j]], g = gb[j];
+                if (gxb) {
+                    gxb[L->ia[j]] += g * (c[1] + c[3] * xbv);
+                    gxb[L->ib[j]] += g * (c[2] + c[3] * xa);
+                }
+                if (mine) {
+                    double *s = mine + 4L * j;
+                    s[0] += g;
+                    s[1] += g * xa;
+                    s[2] += g * xbv;
+                    s[3] += g * xa * xbv;
+                }
+            }
+        }
+        if (S) {
+#pragma omp for schedule(static)
+            for (long i = 0; i < 4L * L->out_dim; i++) {
+                double s = 0;
+                for (int t = 0; t < used; t++)
+                    s += part[(size_t)t * L->out_dim * 4 + i];
+                S[i] = s;
+            }
+        }
+    }
+    free(part);
+    return DA_OK;
+}
+
+/* gw [out][16] += softmax backward of dL/dp_g = sum_k coef[g][k] S_k */
+static void logits_grad(int out_dim, const double *w, const double *coef, const double *S,
+                        double *gw)
+{
+#pragma omp parallel for schedule(static) if (out_dim * 64L > LOGIC_PAR_MIN)
+    for (int j = 0; j < out_dim; j++) {
+        const double *s = S + 4L * j, *c = coef + 4L * j;
+        double p[DA_LOGIC_N_GATES];
+        gate_probs(w + 16L * j, 0, p);
+        double dot = c[0] * s[0] + c[1] * s[1] + c[2] * s[2] + c[3] * s[3];
+        for (int g = 0; g < DA_LOGIC_N_GATES; g++) {
+            const double *k = gate_coef[g];
+            double dp = k[0] * s[0] + k[1] * s[1] + k[2] * s[2] + k[3] * s[3];
+            gw[16L * j + g] += p[g] * (dp - dot);
+        }
+    }
+}
+
+/* ---- argument checks ---- */
+
+static int check_layer(const char *who, int batch, int in_dim, int out_dim, const int *ia,
+                       const int *ib, const double *w)
+{
+    if (batch < 1 || in_dim < 1 || out_dim < 1)
+        return da_set_error(DA_ERANGE, "%s: batch = %d, in_dim = %d, out_dim = %d must be "
+                                       ">= 1", who, batch, in_dim, out_dim);
+    if (!ia || !ib || !w)
+        return da_set_error(DA_EINVAL, "%s: NULL ia, ib or w", who);
+    for (int j = 0; j < out_dim; j++)
+        if (ia[j] < 0 || ia[j] >= in_dim || ib[j] < 0 || ib[j] >= in_dim)
+            return da_set_error(DA_ERANGE, "%s: neuron %d reads inputs %d, %d outside "
+                                           "[0, %d)", who, j, ia[j], ib[j], in_dim);
+    if (!da_all_finite(w, 16L * out_dim))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in the gate logits w", who);
+    return DA_OK;
+}
+
+static double *coeffs_new(const char *who, int out_dim, const double *w, int hard)
+{
+    double *coef = malloc((size_t)out_dim * 4 * sizeof *coef);
+    if (!coef)
+        da_set_error(DA_ENOMEM, "%s: out of memory", who);
+    else
+        neuron_coeffs(out_dim, w, hard, coef);
+    return coef;
+}
+
+/* ---- plain-array faces ---- */
+
+int da_logic_layer_forward(int batch, int in_dim, int out_dim, const int *ia, const int *ib,
+                           const double *w, const double *x, int hard, double *y)
+{
+    static const char who[] = "da_logic_layer_forward";
+    int rc = check_layer(who, batch, in_dim, out_dim, ia, ib, w);
+    if (rc)
+        return rc;
+    if (!x || !y)
+        return da_set_error(DA_EINVAL, "%s: NULL x or y", who);
+    double *coef = coeffs_new(who, out_dim, w, hard);
+    if (!coef)
+        return DA_ENOMEM;
+    layer_plan L = {batch, in_dim, out_dim, ia, ib, coef};
+    if (layer_forward(&L, x, y))
+        rc = da_set_error(DA_ENAN, "%s: non-finite output (NaN or Inf in x)", who);
+    free(coef);
+    return rc;
+}
+
+int da_logic_layer_backward(int batch, int in_dim, int out_dim, const int *ia, const int *ib,
+                            const double *w, const double *x, int hard, const double *gy,
+                            double *gx, double *gw)
+{
+    static const char who[] = "da_logic_layer_backward";
+    int rc = check_layer(who, batch, in_dim, out_dim, ia, ib, w);
+    if (rc)
+        return rc;
+    if (!x || !gy)
+        return da_set_error(DA_EINVAL, "%s: NULL x or gy", who);
+    if (!da_all_finite(x, (long)batch * in_dim) || !da_all_finite(gy, (long)batch * out_dim))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in x or gy", who);
+    if (gx)
+        memset(gx, 0, (size_t)batch * in_dim * sizeof *gx);
+    if (gw)
+        memset(gw, 0, (size_t)out_dim * 16 * sizeof *gw);
+    if (!gx && (!gw || hard))
+        return DA_OK;
+    double *coef = coeffs_new(who, out_dim, w, hard);
+    double *S = gw && !hard ? malloc((size_t)out_dim * 4 * sizeof *S) : NULL;
+    if (!coef || (gw && !hard && !S)) {
+        rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
+    } else {
+        layer_plan L = {batch, in_dim, out_dim, ia, ib, coef};
+        rc = layer_backward(&L, x, gy, gx, S);
+        if (!rc && S)
+            logits_grad(out_dim, w, coef, S, gw);
+    }
+    free(coef);
+    free(S);
+    return rc;
+}
+
+static int check_group_sum(const char *who, int batch, int n, int k, double tau)
+{
+    if (batch < 1 || n < 1 || k < 1 || n % k)
+        return da_set_error(DA_ERANGE, "%s: batch = %d, n = %d, k = %d (need >= 1 and k "
+                                       "dividing n)", who, batch, n, k);
+    if (!isfinite(tau))
+        return da_set_error(DA_ENAN, "%s: tau is NaN or Inf", who);
+    if (tau <= 0)
+        return da_set_error(DA_ERANGE, "%s: tau = %g must be > 0", who, tau);
+    return DA_OK;
+}
+
+/* y [batch][k] (+)= group sums of x [batch][n] / tau */
+static void group_sum(int batch, int n, int k, double tau, const double *x, double *y)
+{
+    int m = n / k;
+#pragma omp parallel for schedule(static) if ((long)batch * n > LOGIC_PAR_MIN)
+    for (int b = 0; b < batch; b++)
+        for (int g = 0; g < k; g++) {
+            const double *xg = x + (size_t)b * n + (size_t)g * m;
+            double s = 0;
+            for (int i = 0; i < m; i++)
+                s += xg[i];
+            y[(size_t)b * k + g] += s / tau;
+        }
+}
+
+/* gx [batch][n] += gy [batch][k] / tau spread over each group */
+static void group_sum_backward(int batch, int n, int k, double tau, const double *gy,
+                               double *gx)
+{
+    int m = n / k;
+#pragma omp parallel for schedule(static) if ((long)batch * n > LOGIC_PAR_MIN)
+    for (int b = 0; b < batch; b++)
+        for (int i = 0; i < n; i++)
+            gx[(size_t)b * n + i] += gy[(size_t)b * k + i / m] / tau;
+}
+
+int da_logic_group_sum(int batch, int n, int k, double tau, const double *x, double *y)
+{
+    static const char who[] = "da_logic_group_sum";
+    int rc = check_group_sum(who, batch, n, k, tau);
+    if (rc)
+        return rc;
+    if (!x || !y)
+        return da_set_error(DA_EINVAL, "%s: NULL x or y", who);
+    if (!da_all_finite(x, (long)batch * n))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in x", who);
+    memset(y, 0, (size_t)batch * k * sizeof *y);
+    group_sum(batch, n, k, tau, x, y);
+    return DA_OK;
+}
+
+int da_logic_group_sum_backward(int batch, int n, int k, double tau, const double *gy,
+                                double *gx)
+{
+    static const char who[] = "da_logic_group_sum_backward";
+    int rc = check_group_sum(who, batch, n, k, tau);
+    if (rc)
+        return rc;
+    if (!gy || !gx)
+        return da_set_error(DA_EINVAL, "%s: NULL gy or gx", who);
+    if (!da_all_finite(gy, (long)batch * k))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in gy", who);
+    memset(gx, 0, (size_t)batch * n * sizeof *gx);
+    group_sum_backward(batch, n, k, tau, gy, gx);
+    return DA_OK;
+}
+
+int da_logic_connections_random(da_rng *rng, int in_dim, int out_dim, int *ia, int *ib)
+{
+    static const char who[] = "da_logic_connections_random";
+    if (!rng || !ia || !ib)
+        return da_set_error(DA_EINVAL, "%s: NULL rng, ia or ib", who);
+    if (in_dim < 1 || out_dim < 1 || 2L * out_dim < in_dim || out_dim > (1 << 29))
+        return da_set_error(DA_ERANGE, "%s: in_dim = %d, out_dim = %d (need 1 <= in_dim <= "
+                                       "2 out_dim)", who, in_dim, out_dim);
+    int *slot = malloc((size_t)2 * out_dim * sizeof *slot); /* [2][out] */
+    int *perm = malloc((size_t)in_dim * sizeof *perm);      /* relabelling of inputs */
+    if (!slot || !perm) {
+        free(slot);
+        free(perm);
+        return da_set_error(DA_ENOMEM, "%s: out of memory", who);
+    }
+    for (int i = 0; i < 2 * out_dim; i++)
+        slot[i] = i % in_dim;
+    for (int i = 0; i < in_dim; i++)
+        perm[i] = i;
+    da_rng_shuffle(rng, slot, 2 * out_dim);
+    da_rng_shuffle(rng, perm, in_dim);
+    for (int j = 0; j < out_dim; j++) {
+        ia[j] = perm[slot[j]];
+        ib[j] = perm[slot[out_dim + j]];
+    }
+    free(slot);
+    free(perm);
+    return DA_OK;
+}
+
+/* ---- tensor faces ---- */
+
+typedef struct {
+    layer_plan plan;     /* coef filled by the forward */
+    int hard;
+} layer_state;
+
+static int layer_op_forward(da_custom_args *args, double *y)
+{
+    layer_state *st = args->state;
+    double *coef = da_ctx_alloc(args->ctx, (size_t)st->plan.out_dim * 4 * sizeof *coef);
+    if (!coef)
+        return DA_ENOMEM;
+    const double *w = args->in_data[1];
+    if (!da_all_finite(w, 16L * st->plan.out_dim))
+        return da_set_error(DA_ENAN, "da_logic_layer: NaN or Inf in the gate logits w");
+    neuron_coeffs(st->plan.out_dim, w, st->hard, coef);
+    st->plan.coef = coef;
+    if (layer_forward(&st->plan, args->in_data[0], y))
+        return da_set_error(DA_ENAN, "da_logic_layer: non-finite output (NaN or Inf in x)");
+    return DA_OK;
+}
+
+static int layer_op_backward(da_custom_args *args, const double *gy, double *const *ig)
+{
+    const layer_state *st = args->state;
+    const double *x = args->in_data[0], *w = args->in_data[1];
+    int out_dim = st->plan.out_dim;
+    double *S = NULL;
+    if (ig[1] && !st->hard && !(S = da_ctx_alloc(args->ctx, (size_t)out_dim * 4 * sizeof *S)))
+        return DA_ENOMEM;
+    if (!ig[0] && !S)
+        return DA_OK;
+    int rc = layer_backward(&st->plan, x, gy, ig[0], S);
+    if (!rc && S)
+        logits_grad(out_dim, w, st->plan.coef, S, ig[1]);
+    return rc;
+}
+
+da_tensor *da_logic_layer(da_ctx *ctx, da_tensor *x, da_tensor *w, const int *ia,
+                          const int *ib, int hard)
+{
+    static const char who[] = "da_logic_layer";
+    if (!ctx || !ia || !ib) {
+        da_set_error(DA_EINVAL, "%s: NULL ctx, ia or ib", who);
+        return NULL;
+    }
+    if (!x || !w) { /* keep the error of the op that gave NULL, if any */
+        if (!da_last_error_code())
+            da_set_error(DA_EINVAL, "%s: NULL x or w", who);
+        return NULL;
+    }
+    if (x->ndim != 2 || w->ndim != 2 || w->shape[1] != DA_LOGIC_N_GATES) {
+        da_set_error(DA_ESHAPE, "%s: need x [batch][in_dim] and w [out_dim][16]", who);
+        return NULL;
+    }
+    int batch = x->shape[0], in_dim = x->shape[1], out_dim = w->shape[0];
+    layer_state *st = da_ctx_alloc(ctx, sizeof *st);
+    int *idx = da_ctx_alloc(ctx, (size_t)2 * out_dim * sizeof *idx);
+    if (!st || !idx)
+        return NULL;
+    memcpy(idx, ia, (size_t)out_dim * sizeof *idx);
+    memcpy(idx + out_dim, ib, (size_t)out_dim * sizeof *idx);
+    for (int j = 0; j < out_dim; j++)
+        if (ia[j] < 0 || ia[j] >= in_dim || ib[j] < 0 || ib[j] >= in_dim) {
+            da_set_error(DA_ERANGE, "%s: neuron %d reads inputs %d, %d outside [0, %d)", who,
+                         j, ia[j], ib[j], in_dim);
+            return NULL;
+        }
+    st->plan = (layer_plan){batch, in_dim, out_dim, idx, idx + out_dim, NULL};
+    st->hard = hard;
+    int shape[2] = {batch, out_dim};
+    da_tensor *in[2] = {x, w};
+    return da_op_custom(ctx, "logic_layer", in, 2, 2, shape, layer_op_forward,
+                        layer_op_backward, NULL, st);
+}
+
+typedef struct {
+    int k;
+    double tau;
+} group_state;
+
+static int group_op_forward(da_custom_args *args, double *y)
+{
+    const group_state *st = args->state;
+    const da_tensor *x = args->in[0];
+    group_sum(x->shape[0], x->shape[1], st->k, st->tau, args->in_data[0], y);
+    return DA_OK;
+}
+
+static int group_op_backward(da_custom_args *args, const double *gy, double *const *ig)
+{
+    const group_state *st = args->state;
+    const da_tensor *x = args->in[0];
+    if (ig[0])
+        group_sum_backward(x->shape[0], x->shape[1], st->k, st->tau, gy, ig[0]);
+    return DA_OK;
+}
+
+da_tensor *da_logic_group_sum_op(da_ctx *ctx, da_tensor *x, int k, double tau)
+{
+    static const char who[] = "da_logic_group_sum_op";
+    if (!ctx) {
+        da_set_error(DA_EINVAL, "%s: NULL ctx", who);
+        return NULL;
+    }
+    if (!x) {
+        if (!da_last_error_code())
+            da_set_error(DA_EINVAL, "%s: NULL x", who);
+        return NULL;
+    }
+    if (x->ndim != 2) {
+        da_set_error(DA_ESHAPE, "%s: need x [batch][n]", who);
+        return NULL;
+    }
+    if (check_group_sum(who, x->shape[0], x->shape[1], k, tau) ||
+        da_check_finite(x, "da_logic_group_sum_op: x"))
+        return NULL;
+    group_state *st = da_ctx_alloc(ctx, sizeof *st);
+    if (!st)
+        return NULL;
+    st->k = k;
+    st->tau = tau;
+    int shape[2] = {x->shape[0], k};
+    return da_op_custom(ctx, "logic_group_sum", &x, 1, 2, shape, group_op_forward,
+                        group_op_backward, NULL, st);
+}

@@ -1,0 +1,432 @@
+/* relperm.c - column-softmax relaxed permutations: forward, VJP, cross-entropy ranking
+ * loss, exact Hessian-vector products and Hessians, tensor faces (see relperm.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ranking_metrics.h"
+#include "relperm.h"
+
+/* ---- per-thread workspace: one allocation, carved into buffers ---- */
+typedef struct {
+    double *Z;     /* [n][n] logits, then cotangents of the logits */
+    double *P;     /* [n][n] the softmax when the caller keeps no P */
+    double *U;     /* [n][n] tangent J v (Hessian products) */
+    double *lse;   /* [n] column log-sum-exp */
+    double *tmp;   /* [2n] scratch of the engine */
+    double *vec;   /* [n] */
+    double *ktmp;  /* [DA_RELPERM_KIND_TMP n] scratch of the kind's callbacks */
+    int *order;    /* [n] ascending argsort of x */
+    int *target;   /* [n] ascending argsort of the targets */
+    int *iscratch; /* [n] */
+} workspace;
+
+static workspace *workspace_new(int n)
+{
+    size_t nn = (size_t)n * n, doubles = 3 * nn + (4 + DA_RELPERM_KIND_TMP) * (size_t)n;
+    workspace *w = malloc(sizeof *w + doubles * sizeof(double) + 3 * (size_t)n * sizeof(int));
+    if (!w)
+        return NULL;
+    double *d = (double *)(w + 1);
+    w->Z = d;
+    w->P = d + nn;
+    w->U = d + 2 * nn;
+    w->lse = d + 3 * nn;
+    w->tmp = w->lse + n;
+    w->vec = w->tmp + 2 * n;
+    w->ktmp = w->vec + n;
+    w->order = (int *)(w->ktmp + DA_RELPERM_KIND_TMP * n);
+    w->target = w->order + n;
+    w->iscratch = w->target + n;
+    return w;
+}
+
+/* ---- the column softmax and its VJP ---- */
+
+/* below this, exp() is subnormal or 0 (and glibc takes a slow path): counted as 0, which
+ * changes a column sum (>= 1) by less than 1e-307 relative */
+#define EXP_FLUSH (-708.0)
+
+/* P[:, j] = softmax_i Z[:, j] and lse[j] = log sum_i exp Z[i][j]; sum: n doubles */
+static void column_softmax(int n, const double *Z, double *P, double *lse, double *sum)
+{
+    for (int j = 0; j < n; j++) {
+        lse[j] = -INFINITY; /* the column max for now */
+        sum[j] = 0.0;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            lse[j] = Z[i * n + j] > lse[j] ? Z[i * n + j] : lse[j];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double d = Z[i * n + j] - lse[j];
+            double e = d > EXP_FLUSH ? exp(d) : 0.0;
+            P[i * n + j] = e;
+            sum[j] += e;
+        }
+    for (int j = 0; j < n; j++) {
+        lse[j] += log(sum[j]);
+        sum[j] = 1.0 / sum[j];
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            P[i * n + j] *= sum[j];
+}
+
+/* out[i][j] = P[i][j] (G[i][j] - sum_k P[k][j] G[k][j]); out may be G; dot: n doubles.
+ * The softmax Jacobian is symmetric, so this is also its forward product. */
+static void softmax_vjp(int n, const double *P, const double *G, double *out, double *dot)
+{
+    for (int j = 0; j < n; j++)
+        dot[j] = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            dot[j] += P[i * n + j] * G[i * n + j];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            out[i * n + j] = P[i * n + j] * (G[i * n + j] - dot[j]);
+}
+
+/* ---- one batch call: shared arguments and a per-sample job ---- */
+typedef struct {
+    const da_relperm_kind *k;
+    int n, batch;
+    double tau;
+    const double *x;       /* [batch][n] */
+    const double *targets; /* [batch][n] or NULL */
+    const double *in;      /* cot [batch][n][n] (apply) or v [batch][n] (hvp) */
+    double *P;             /* [batch][n][n] or NULL */
+    double *out;           /* grad_x, per-sample losses, hv or H */
+    double *grad;          /* loss gradient or NULL */
+} job;
+
+typedef void (*sample_fn)(const job *jb, int b, workspace *w);
+
+static int run_batch(const job *jb, sample_fn f)
+{
+    int n = jb->n, fail = 0;
+#pragma omp parallel if (jb->batch > 1 && (long)jb->batch * n * n >= 4096)
+    {
+        workspace *w = workspace_new(n);
+#pragma omp for schedule(static)
+        for (int b = 0; b < jb->batch; b++) {
+            if (!w) {
+#pragma omp atomic write
+                fail = 1;
+                continue;
+            }
+            f(jb, b, w);
+        }
+        free(w);
+    }
+    return fail ? da_set_error(DA_ENOMEM, "%s: out of memory", jb->k->name) : DA_OK;
+}
+
+/* logits and column softmax of sample b into P (Grover et al. 2019 eq. 5; Prillo and
+ * Eisenschlos 2020 eq. 1; one softmax per sorted position) */
+static void forward_one(const job *jb, int b, workspace *w, double *P)
+{
+    const double *x = jb->x + (long)b * jb->n;
+    da_rank_argsort(jb->n, x, w->order, w->iscratch);
+    jb->k->logits(jb->n, jb->tau, x, w->order, w->Z, w->ktmp);
+    column_softmax(jb->n, w->Z, P, w->lse, w->tmp);
+}
+
+static void apply_sample(const job *jb, int b, workspace *w)
+{
+    long nn = (long)jb->n * jb->n;
+    double *P = jb->P ? jb->P + b * nn : w->P;
+    forward_one(jb, b, w, P);
+    if (!jb->in)
+        return;
+    softmax_vjp(jb->n, P, jb->in + b * nn, w->Z, w->tmp);
+    jb->k->vjp(jb->n, jb->tau, jb->x + (long)b * jb->n, w->order, w->Z,
+               jb->out + (long)b * jb->n, w->ktmp);
+}
+
+/* l_b = (1/n) sum_j (lse_j - Z[t_j][j]); dl_b/dZ = (P - Q)/n; grad = (1/batch) J^T dZ */
+static void loss_sample(const job *jb, int b, workspace *w)
+{
+    int n = jb->n;
+    forward_one(jb, b, w, w->P);
+    da_rank_argsort(n, jb->targets + (long)b * n, w->target, w->iscratch);
+    double l = 0.0;
+    for (int j = 0; j < n; j++)
+        l += w->lse[j] - w->Z[w->target[j] * n + j];
+    jb->out[b] = l / n;
+    if (!jb->grad)
+        return;
+    for (long i = 0; i < (long)n * n; i++)
+        w->Z[i] = w->P[i] / n;
+    for (int j = 0; j < n; j++)
+        w->Z[w->target[j] * n + j] -= 1.0 / n;
+    double *g = jb->grad + (long)b * n;
+    jb->k->vjp(n, jb->tau, jb->x + (long)b * n, w->order, w->Z, g, w->ktmp);
+    for (int i = 0; i < n; i++)
+        g[i] /= jb->batch;
+}
+
+/* hv = (1/(n batch)) J^T softmax_jac(P) J v for one sample's v (U in, hv out) */
+static void hvp_one(const job *jb, int b, workspace *w, const double *v, double *hv)
+{
+    int n = jb->n;
+    const double *x = jb->x + (long)b * n;
+    jb->k->jvp(n, jb->tau, x, w->order, v, w->U, w->ktmp);
+    softmax_vjp(n, w->P, w->U, w->U, w->tmp);
+    jb->k->vjp(n, jb->tau, x, w->order, w->U, hv, w->ktmp);
+    double scale = 1.0 / ((double)n * jb->batch);
+    for (int i = 0; i < n; i++)
+        hv[i] *= scale;
+}
+
+static void hvp_sample(const job *jb, int b, workspace *w)
+{
+    forward_one(jb, b, w, w->P);
+    hvp_one(jb, b, w, jb->in + (long)b * jb->n, jb->out + (long)b * jb->n);
+}
+
+static void hessian_sample(const job *jb, int b, workspace *w)
+{
+    int n = jb->n;
+    double *H = jb->out + (long)b * n * n, *col = w->tmp + n;
+    forward_one(jb, b, w, w->P);
+    for (int i = 0; i < n; i++)
+        w->vec[i] = 0.0;
+    for (int m = 0; m < n; m++) {
+        w->vec[m] = 1.0;
+        hvp_one(jb, b, w, w->vec, col);
+        w->vec[m] = 0.0;
+        for (int i = 0; i < n; i++)
+            H[(long)i * n + m] = col[i];
+    }
+}
+
+/* ---- validation ---- */
+
+static int check_finite(const da_relperm_kind *k, const char *entry, const char *what,
+                        const double *a, long count)
+{
+    if (!a)
+        return da_set_error(DA_EINVAL, "%s%s: %s is NULL", k->name, entry, what);
+    if (!da_all_finite(a, count))
+        return da_set_error(DA_ENAN, "%s%s: NaN or Inf in %s", k->name, entry, what);
+    return DA_OK;
+}
+
+static int check_common(const da_relperm_kind *k, const char *entry, int n, double tau,
+                        int batch, const double *x)
+{
+    if (batch < 1)
+        return da_set_error(DA_ERANGE, "%s%s: batch %d < 1", k->name, entry, batch);
+    if (n < 2 || n > DA_RELPERM_MAX_N)
+        return da_set_error(DA_ERANGE, "%s%s: n %d outside [2, %d]", k->name, entry, n,
+                            DA_RELPERM_MAX_N);
+    if (isnan(tau))
+        return da_set_error(DA_ENAN, "%s%s: tau is NaN", k->name, entry);
+    if (!(tau > 0) || isinf(tau))
+        return da_set_error(DA_ERANGE, "%s%s: tau %g must be > 0 and finite", k->name, entry,
+                            tau);
+    int rc = check_finite(k, entry, "x", x, (long)batch * n);
+    if (rc)
+        return rc;
+    double xmax = 0.0;
+    for (long i = 0; i < (long)batch * n; i++)
+        xmax = fabs(x[i]) > xmax ? fabs(x[i]) : xmax;
+    if (3.0 * n * xmax / tau > 1e300)
+        return da_set_error(DA_ERANGE, "%s%s: max|x| %g / tau %g overflows the logits",
+                            k->name, entry, xmax, tau);
+    return DA_OK;
+}
+
+/* ---- plain-array entry points ---- */
+
+int da_relperm_apply(const da_relperm_kind *k, int n, double tau, int batch, const double *x,
+                     double *P, const double *cot, double *grad_x)
+{
+    int rc = check_common(k, "_apply", n, tau, batch, x);
+    if (rc)
+        return rc;
+    if ((!P && !grad_x) || !cot != !grad_x)
+        return da_set_error(DA_EINVAL, "%s_apply: need P or grad_x, and cot with grad_x",
+                            k->name);
+    if (cot && (rc = check_finite(k, "_apply", "cot", cot, (long)batch * n * n)))
+        return rc;
+    job jb = {.k = k, .n = n, .batch = batch, .tau = tau, .x = x, .in = cot, .P = P,
+              .out = grad_x};
+    return run_batch(&jb, apply_sample);
+}
+
+int da_relperm_loss(const da_relperm_kind *k, int n, double tau, int batch, const double *x,
+                    const double *targets, double *loss, double *grad)
+{
+    int rc = check_common(k, "_loss", n, tau, batch, x);
+    if (!rc)
+        rc = check_finite(k, "_loss", "targets", targets, (long)batch * n);
+    if (rc)
+        return rc;
+    if (!loss)
+        return da_set_error(DA_EINVAL, "%s_loss: loss is NULL", k->name);
+    double *per_sample = malloc((size_t)batch * sizeof *per_sample);
+    if (!per_sample)
+        return da_set_error(DA_ENOMEM, "%s_loss: out of memory", k->name);
+    job jb = {.k = k, .n = n, .batch = batch, .tau = tau, .x = x, .targets = targets,
+              .out = per_sample, .grad = grad};
+    rc = run_batch(&jb, loss_sample);
+    if (!rc) {
+        double sum = 0.0;
+        for (int b = 0; b < batch; b++)
+            sum += per_sample[b];
+        *loss = sum / batch;
+    }
+    free(per_sample);
+    return rc;
+}
+
+int da_relperm_hvp(const da_relperm_kind *k, int n, double tau, int batch, const double *x,
+                   const double *targets, const double *v, double *hv)
+{
+    int rc = check_common(k, "_hvp", n, tau, batch, x);
+    if (!rc)
+        rc = check_finite(k, "_hvp", "targets", targets, (long)batch * n);
+    if (!rc)
+        rc = check_finite(k, "_hvp", "v", v, (long)batch * n);
+    if (rc)
+        return rc;
+    if (!hv)
+        return da_set_error(DA_EINVAL, "%s_hvp: hv is NULL", k->name);
+    job jb = {.k = k, .n = n, .batch = batch, .tau = tau, .x = x, .targets = targets, .in = v,
+              .out = hv};
+    return run_batch(&jb, hvp_sample);
+}
+
+int da_relperm_hessian(const da_relperm_kind *k, int n, double tau, int batch,
+                       const double *x, const double *targets, double *H)
+{
+    int rc = check_common(k, "_hessian", n, tau, batch, x);
+    if (!rc)
+        rc = check_finite(k, "_hessian", "targets", targets, (long)batch * n);
+    if (rc)
+        return rc;
+    if (!H)
+        return da_set_error(DA_EINVAL, "%s_hessian: H is NULL", k->name);
+    job jb = {.k = k, .n = n, .batch = batch, .tau = tau, .x = x, .targets = targets,
+              .out = H};
+    return run_batch(&jb, hessian_sample);
+}
+
+/* ---- tensor faces ---- */
+typedef struct {
+    const da_relperm_kind *k;
+    int n, batch;
+    double tau;
+    const double *targets; /* [batch][n] ctx copy, NULL for the perm op */
+} op_state;
+
+static int loss_forward(da_custom_args *a, double *out)
+{
+    const op_state *st = a->state;
+    double *grad = NULL;
+    if (a->in[0]->requires_grad &&
+        !(grad = da_ctx_alloc(a->ctx, (size_t)st->batch * st->n * sizeof *grad)))
+        return DA_ENOMEM;
+    a->saved = grad;
+    return da_relperm_loss(st->k, st->n, st->tau, st->batch, a->in_data[0], st->targets, out,
+                           grad);
+}
+
+static int loss_backward(da_custom_args *a, const double *og, double *const *ig)
+{
+    const op_state *st = a->state;
+    const double *grad = a->saved;
+    if (!ig[0])
+        return DA_OK;
+    if (!grad)
+        return da_set_error(DA_ESTATE, "%s: no gradient was saved", st->k->name);
+    for (long i = 0; i < a->in[0]->size; i++)
+        ig[0][i] += og[0] * grad[i];
+    return DA_OK;
+}
+
+static int loss_hvp(da_custom_args *a, const double *v, double *hv)
+{
+    const op_state *st = a->state;
+    return da_relperm_hvp(st->k, st->n, st->tau, st->batch, a->in_data[0], st->targets, v, hv);
+}
+
+static int perm_forward(da_custom_args *a, double *out)
+{
+    const op_state *st = a->state;
+    return da_relperm_apply(st->k, st->n, st->tau, st->batch, a->in_data[0], out, NULL, NULL);
+}
+
+static int perm_backward(da_custom_args *a, const double *og, double *const *ig)
+{
+    const op_state *st = a->state;
+    long m = a->in[0]->size;
+    if (!ig[0])
+        return DA_OK;
+    double *g = da_ctx_alloc(a->ctx, (size_t)m * sizeof *g);
+    if (!g)
+        return DA_ENOMEM;
+    int rc = da_relperm_apply(st->k, st->n, st->tau, st->batch, a->in_data[0], NULL, og, g);
+    for (long i = 0; i < m && !rc; i++)
+        ig[0][i] += g[i];
+    return rc;
+}
+
+/* a ctx state for scores of shape [batch][n] or [batch*n]; NULL on error */
+static op_state *op_state_new(da_ctx *ctx, const char *entry, const da_relperm_kind *k, int n,
+                              double tau, const da_tensor *scores)
+{
+    if (!ctx || !scores) {
+        da_set_error(DA_EINVAL, "%s%s: NULL ctx or scores", k->name, entry);
+        return NULL;
+    }
+    if (n < 2 || n > DA_RELPERM_MAX_N) {
+        da_set_error(DA_ERANGE, "%s%s: n %d outside [2, %d]", k->name, entry, n,
+                     DA_RELPERM_MAX_N);
+        return NULL;
+    }
+    int ok2d = scores->ndim == 2 && scores->shape[1] == n;
+    int ok1d = scores->ndim == 1 && scores->size % n == 0;
+    if (!ok2d && !ok1d) {
+        da_set_error(DA_ESHAPE, "%s%s: scores must be [batch][%d] or [batch*%d]", k->name,
+                     entry, n, n);
+        return NULL;
+    }
+    op_state *st = da_ctx_alloc(ctx, sizeof *st);
+    if (st)
+        *st = (op_state){.k = k, .n = n, .batch = (int)(scores->size / n), .tau = tau};
+    return st;
+}
+
+da_tensor *da_relperm_loss_op(da_ctx *ctx, const da_relperm_kind *k, int n, double tau,
+                              da_tensor *scores, const double *targets)
+{
+    op_state *st = op_state_new(ctx, "", k, n, tau, scores);
+    if (!st)
+        return NULL;
+    if (!targets) {
+        da_set_error(DA_EINVAL, "%s: targets is NULL", k->name);
+        return NULL;
+    }
+    double *copy = da_ctx_alloc(ctx, (size_t)scores->size * sizeof *copy);
+    if (!copy)
+        return NULL;
+    memcpy(copy, targets, (size_t)scores->size * sizeof *copy);
+    st->targets = copy;
+    int one = 1;
+    return da_op_custom(ctx, k->name, &scores, 1, 0, &one, loss_forward, loss_backward,
+                        loss_hvp, st);
+}
+
+da_tensor *da_relperm_perm_op(da_ctx *ctx, const da_relperm_kind *k, int n, double tau,
+                              da_tensor *scores)
+{
+    op_state *st = op_state_new(ctx, "_perm", k, n, tau, scores);
+    if (!st)
+        return NULL;
+    int shape[3] = {st->batch, n, n};
+    return da_op_custom(ctx, k->name, &scores, 1, 3, shape, perm_forward,
+                        perm_backward, NULL, st);
+}
