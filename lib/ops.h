@@ -5,6 +5,10 @@
  * shape mismatch, out-of-range sizes) with da_last_error() set. Inputs of one op share
  * a dtype (F32 or F64; use da_cast to convert). Axes may be negative (-1 = last).
  *
+ * An elementwise op or reduction whose result would contain NaN (a NaN input, log or sqrt
+ * of a negative, 0/0, softmax of an all -inf row) fails with DA_ENAN; infinities pass
+ * (log(0) = -inf). Shape ops only move data and do not check.
+ *
  * Broadcasting (elementwise binary ops and da_where) follows NumPy: shapes are aligned
  * at the trailing dimension and a dimension of 1 stretches. The backward of a broadcast
  * input sums the gradient over the stretched dimensions. */

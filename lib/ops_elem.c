@@ -77,7 +77,7 @@ static void broadcast_walk(ops_walk *w, da_tensor *const *t, int n, const da_ten
 
 /* o[oi] = EXPR over the walk, counting NaN results */
 #define BIN_FWD(EXPR)                                                                   \
-    OPS_WALK(w, if(par) reduction(+:nbad), {                                            \
+    OPS_WALK(w, if(parallel: par) reduction(+:nbad), {                                  \
         const T v_ = (EXPR);                                                            \
         o[oi] = v_;                                                                     \
         nbad += v_ != v_;                                                               \
@@ -107,7 +107,7 @@ static long bin_forward(bin_op op, const ops_walk *w, da_tensor *const *t, da_te
 }
 
 /* G[K] += EXPR over the walk; in parallel only when K's offsets are all distinct (PK) */
-#define BIN_ACC(G, K, PK, EXPR) OPS_WALK(w, if(PK), G[K] += (EXPR);)
+#define BIN_ACC(G, K, PK, EXPR) OPS_WALK(w, if(parallel: PK), G[K] += (EXPR);)
 
 static int bin_backward(da_node *nd)
 {
@@ -156,7 +156,7 @@ static int bin_backward(da_node *nd)
     return DA_OK;
 }
 
-/* a op b (cond only for da_where); `given` is the argument list in public order */
+/* a op b, or da_where(cond, a, b); input errors name the arguments in public order */
 static da_tensor *binary(da_ctx *ctx, bin_op op, da_tensor *a, da_tensor *b, da_tensor *cond)
 {
     const char *name = bin_name[op];
@@ -184,11 +184,30 @@ static da_tensor *binary(da_ctx *ctx, bin_op op, da_tensor *a, da_tensor *b, da_
     return out;
 }
 
-da_tensor *da_add(da_ctx *ctx, da_tensor *a, da_tensor *b) { return binary(ctx, BIN_ADD, a, b, NULL); }
-da_tensor *da_sub(da_ctx *ctx, da_tensor *a, da_tensor *b) { return binary(ctx, BIN_SUB, a, b, NULL); }
-da_tensor *da_mul(da_ctx *ctx, da_tensor *a, da_tensor *b) { return binary(ctx, BIN_MUL, a, b, NULL); }
-da_tensor *da_div(da_ctx *ctx, da_tensor *a, da_tensor *b) { return binary(ctx, BIN_DIV, a, b, NULL); }
-da_tensor *da_pow(da_ctx *ctx, da_tensor *a, da_tensor *b) { return binary(ctx, BIN_POW, a, b, NULL); }
+da_tensor *da_add(da_ctx *ctx, da_tensor *a, da_tensor *b)
+{
+    return binary(ctx, BIN_ADD, a, b, NULL);
+}
+
+da_tensor *da_sub(da_ctx *ctx, da_tensor *a, da_tensor *b)
+{
+    return binary(ctx, BIN_SUB, a, b, NULL);
+}
+
+da_tensor *da_mul(da_ctx *ctx, da_tensor *a, da_tensor *b)
+{
+    return binary(ctx, BIN_MUL, a, b, NULL);
+}
+
+da_tensor *da_div(da_ctx *ctx, da_tensor *a, da_tensor *b)
+{
+    return binary(ctx, BIN_DIV, a, b, NULL);
+}
+
+da_tensor *da_pow(da_ctx *ctx, da_tensor *a, da_tensor *b)
+{
+    return binary(ctx, BIN_POW, a, b, NULL);
+}
 
 da_tensor *da_minimum(da_ctx *ctx, da_tensor *a, da_tensor *b)
 {
@@ -218,7 +237,7 @@ static const char *const un_name[] = {"da_neg",  "da_exp",      "da_log",       
 
 /* o[i] = EXPR of xi = x[i], counting NaN results */
 #define UN_FWD(EXPR)                                                                    \
-    OPS_PRAGMA(omp parallel for if(par) reduction(+:nbad))                              \
+    OPS_PRAGMA(omp parallel for simd if(parallel: par) reduction(+:nbad))               \
     for (long i = 0; i < n; i++) {                                                      \
         const T xi = x[i];                                                              \
         const T v_ = (EXPR);                                                            \
@@ -240,7 +259,7 @@ static long un_forward(un_op op, double param, const da_tensor *a, da_tensor *ou
         case UN_LOG: UN_FWD(log(xi)); break;
         case UN_SIGMOID: UN_FWD(xi >= 0 ? 1 / (1 + exp(-xi)) : exp(xi) / (1 + exp(xi))); break;
         case UN_TANH: UN_FWD(tanh(xi)); break;
-        case UN_RELU: UN_FWD(xi > 0 || xi != xi ? xi : 0); break;
+        case UN_RELU: UN_FWD((xi > 0 || xi != xi) ? xi : 0); break;
         case UN_SOFTPLUS: UN_FWD(fmax(xi, (T)0) + log1p(exp(-fabs(xi)))); break;
         case UN_ABS: UN_FWD(fabs(xi)); break;
         case UN_SQRT: UN_FWD(sqrt(xi)); break;
@@ -254,7 +273,7 @@ static long un_forward(un_op op, double param, const da_tensor *a, da_tensor *ou
 
 /* gx[i] += EXPR of xi (input), yi (output), gi (output grad) */
 #define UN_BWD(EXPR)                                                                    \
-    OPS_PRAGMA(omp parallel for if(par))                                                \
+    OPS_PRAGMA(omp parallel for simd if(parallel: par))                                 \
     for (long i = 0; i < n; i++) {                                                      \
         const T xi = x[i], yi = o[i], gi = g[i];                                        \
         (void)xi;                                                                       \
@@ -333,7 +352,7 @@ static long convert(const void *src, da_dtype sdt, void *dst, da_dtype ddt, long
     DA_DISPATCH(sdt, S, DA_DISPATCH(ddt, D, {
         const S *s = src;
         D *d = dst;
-        OPS_PRAGMA(omp parallel for if(par) reduction(+:nbad))
+        OPS_PRAGMA(omp parallel for simd if(parallel: par) reduction(+:nbad))
         for (long i = 0; i < n; i++) {
             const D v = accumulate ? d[i] + (D)s[i] : (D)s[i];
             d[i] = v;

@@ -43,15 +43,55 @@ static int red_view_of(const char *name, const da_tensor *a, int axis, red_view 
     return DA_OK;
 }
 
-/* row (i, j): n elements from base p with stride inner */
-#define ROW(p, k) (p)[(k) * inner]
-/* am = index of the first maximum of row p (a NaN stops the search and wins) */
-#define ROW_ARGMAX(p, am)                                                               \
+/* Rows are processed in panels of up to PANEL adjacent columns j: each pass over a
+ * panel walks k outside and the columns inside, so memory is read in order whatever the
+ * axis. A panel of one column (inner = 1: the last axis) gets its own loop. */
+#define PANEL 64
+
+/* for k in [0, n) and column c in [0, w): the body sees e = k * inner + c, the offset of
+ * element (k, c) from the panel's base */
+#define PANEL_FOR(w, ...)                                                               \
     do {                                                                                \
-        am = 0;                                                                         \
-        for (long k_ = 1; k_ < n && ROW(p, am) == ROW(p, am); k_++)                     \
-            if (ROW(p, k_) > ROW(p, am) || ROW(p, k_) != ROW(p, k_))                    \
-                am = k_;                                                                \
+        if ((w) == 1) {                                                                 \
+            for (long k = 0; k < n; k++) {                                              \
+                const long c = 0, e = k * inner;                                        \
+                __VA_ARGS__                                                             \
+            }                                                                           \
+        } else {                                                                        \
+            for (long k = 0; k < n; k++)                                                \
+                for (long c = 0; c < (w); c++) {                                        \
+                    const long e = k * inner + c;                                       \
+                    __VA_ARGS__                                                         \
+                }                                                                       \
+        }                                                                               \
+    } while (0)
+
+/* every panel, in parallel under CLAUSES: the body sees i (outer index), j0 (first
+ * column), w (columns) and base = offset of element (i, 0, j0) */
+#define FOR_PANELS(CLAUSES, ...)                                                        \
+    do {                                                                                \
+        const long nblk_ = (inner + PANEL - 1) / PANEL;                                 \
+        OPS_PRAGMA(omp parallel for collapse(2) CLAUSES)                                \
+        for (long i = 0; i < outer; i++)                                                \
+            for (long b_ = 0; b_ < nblk_; b_++) {                                       \
+                const long j0 = b_ * PANEL, w = inner - j0 < PANEL ? inner - j0 : PANEL; \
+                const long base = i * n * inner + j0;                                   \
+                __VA_ARGS__                                                             \
+            }                                                                           \
+    } while (0)
+
+/* m[c], am[c] = value and index k of the first maximum of column c of panel p (a NaN
+ * wins and stays) */
+#define PANEL_ARGMAX(p, w, m, am)                                                       \
+    do {                                                                                \
+        for (long c_ = 0; c_ < (w); c_++) {                                             \
+            m[c_] = p[c_];                                                              \
+            am[c_] = 0;                                                                 \
+        }                                                                               \
+        PANEL_FOR(w, if (p[e] > m[c] || (p[e] != p[e] && m[c] == m[c])) {               \
+            m[c] = p[e];                                                                \
+            am[c] = k;                                                                  \
+        });                                                                             \
     } while (0)
 
 /* sum of x[0..n-1] in double over fixed chunks */
@@ -93,39 +133,31 @@ static long reduce_forward(red_op op, const red_view *v, const da_tensor *a, da_
     DA_DISPATCH(a->dtype, T, {
         const T *x = a->data;
         T *o = out->data;
-        OPS_PRAGMA(omp parallel for collapse(2) if(par) reduction(+:nbad))
-        for (long i = 0; i < outer; i++)
-            for (long j = 0; j < inner; j++) {
-                const T *p = x + i * n * inner + j;
-                long am;
-                double s = 0;
-                T r;
-                switch (op) {
-                case RED_SUM:
-                case RED_MEAN:
-                    for (long k = 0; k < n; k++)
-                        s += ROW(p, k);
-                    r = (T)(op == RED_MEAN ? s / n : s);
-                    break;
-                case RED_MAX:
-                    ROW_ARGMAX(p, am);
-                    r = ROW(p, am);
+        FOR_PANELS(if(par) reduction(+:nbad), {
+            const T *p = x + base;
+            T *q = o + i * inner + j0; /* [w] results */
+            T m[PANEL];
+            long am[PANEL];
+            double s[PANEL];
+            for (long c = 0; c < w; c++)
+                s[c] = 0;
+            if (op == RED_SUM || op == RED_MEAN) {
+                PANEL_FOR(w, s[c] += p[e];);
+                for (long c = 0; c < w; c++)
+                    q[c] = (T)(op == RED_MEAN ? s[c] / n : s[c]);
+            } else {
+                PANEL_ARGMAX(p, w, m, am);
+                if (op == RED_LSE)
+                    PANEL_FOR(w, s[c] += exp(p[e] - m[c]););
+                for (long c = 0; c < w; c++) {
+                    q[c] = op == RED_MAX || isinf(m[c]) ? m[c] : m[c] + (T)log(s[c]);
                     if (argmax)
-                        argmax[i * inner + j] = am;
-                    break;
-                default: /* RED_LSE */
-                    ROW_ARGMAX(p, am);
-                    r = ROW(p, am);
-                    if (isinf(r))
-                        break;
-                    for (long k = 0; k < n; k++)
-                        s += exp(ROW(p, k) - r);
-                    r += (T)log(s);
-                    break;
+                        argmax[i * inner + j0 + c] = am[c];
                 }
-                o[i * inner + j] = r;
-                nbad += r != r;
             }
+            for (long c = 0; c < w; c++)
+                nbad += q[c] != q[c];
+        });
     });
     return nbad;
 }
@@ -139,25 +171,28 @@ static long softmax_forward(red_op op, const red_view *v, const da_tensor *a, da
     DA_DISPATCH(a->dtype, T, {
         const T *x = a->data;
         T *o = out->data;
-        OPS_PRAGMA(omp parallel for collapse(2) if(par) reduction(+:nbad))
-        for (long i = 0; i < outer; i++)
-            for (long j = 0; j < inner; j++) {
-                const T *p = x + i * n * inner + j;
-                T *q = o + i * n * inner + j;
-                long am;
-                double s = 0;
-                ROW_ARGMAX(p, am);
-                const T m = ROW(p, am);
-                for (long k = 0; k < n; k++)
-                    s += exp(ROW(p, k) - m);
-                const T log_s = (T)log(s), inv_s = (T)(1 / s);
-                for (long k = 0; k < n; k++) {
-                    const T y = op == RED_SOFTMAX ? exp(ROW(p, k) - m) * inv_s
-                                                  : (ROW(p, k) - m) - log_s;
-                    ROW(q, k) = y;
-                    nbad += y != y;
-                }
+        FOR_PANELS(if(par) reduction(+:nbad), {
+            const T *p = x + base;
+            T *q = o + base;
+            T m[PANEL], log_s[PANEL], inv_s[PANEL];
+            long am[PANEL];
+            double s[PANEL];
+            PANEL_ARGMAX(p, w, m, am);
+            (void)am;
+            for (long c = 0; c < w; c++)
+                s[c] = 0;
+            /* e^(x - m) into q first (independent calls), then its sums */
+            PANEL_FOR(w, q[e] = exp(p[e] - m[c]););
+            PANEL_FOR(w, s[c] += q[e];);
+            for (long c = 0; c < w; c++) {
+                log_s[c] = (T)log(s[c]);
+                inv_s[c] = (T)(1 / s[c]);
             }
+            if (op == RED_SOFTMAX)
+                PANEL_FOR(w, q[e] *= inv_s[c]; nbad += q[e] != q[e];);
+            else
+                PANEL_FOR(w, q[e] = (p[e] - m[c]) - log_s[c]; nbad += q[e] != q[e];);
+        });
     });
     return nbad;
 }
@@ -183,13 +218,20 @@ static int reduce_backward(da_node *nd)
         case RED_SUM:
         case RED_MEAN:
         case RED_LSE:
+            /* gx[i][k][j] += g[i][j] * (scale, or e^(x - lse) for logsumexp) */
             OPS_PRAGMA(omp parallel for collapse(2) if(par))
             for (long i = 0; i < outer; i++)
-                for (long k = 0; k < n; k++)
-                    for (long j = 0; j < inner; j++) {
-                        const long r = i * inner + j, e = (i * n + k) * inner + j;
-                        gx[e] += op == RED_LSE ? g[r] * exp(x[e] - o[r]) : g[r] * scale;
-                    }
+                for (long k = 0; k < n; k++) {
+                    const long e = (i * n + k) * inner;
+                    const T *gr = g + i * inner, *lse = o + i * inner, *xr = x + e;
+                    T *gp = gx + e;
+                    if (op == RED_LSE)
+                        for (long j = 0; j < inner; j++)
+                            gp[j] += gr[j] * exp(xr[j] - lse[j]);
+                    else
+                        for (long j = 0; j < inner; j++)
+                            gp[j] += gr[j] * scale;
+                }
             break;
         case RED_MAX:
             for (long i = 0; i < outer; i++)
@@ -197,19 +239,20 @@ static int reduce_backward(da_node *nd)
                     gx[(i * n + argmax[i * inner + j]) * inner + j] += g[i * inner + j];
             break;
         default: /* RED_SOFTMAX, RED_LOG_SOFTMAX: o and g have a's shape */
-            OPS_PRAGMA(omp parallel for collapse(2) if(par))
-            for (long i = 0; i < outer; i++)
-                for (long j = 0; j < inner; j++) {
-                    const long base = i * n * inner + j;
-                    const T *y = o + base, *gy = g + base;
-                    T *gp = gx + base;
-                    double s = 0; /* <g, y> (softmax) or sum g (log-softmax) */
-                    for (long k = 0; k < n; k++)
-                        s += op == RED_SOFTMAX ? ROW(gy, k) * ROW(y, k) : ROW(gy, k);
-                    for (long k = 0; k < n; k++)
-                        ROW(gp, k) += op == RED_SOFTMAX ? ROW(y, k) * (ROW(gy, k) - (T)s)
-                                                        : ROW(gy, k) - exp(ROW(y, k)) * (T)s;
+            FOR_PANELS(if(par), {
+                const T *y = o + base, *gy = g + base;
+                T *gp = gx + base;
+                double s[PANEL]; /* <g, y> (softmax) or sum g (log-softmax) per column */
+                for (long c = 0; c < w; c++)
+                    s[c] = 0;
+                if (op == RED_SOFTMAX) {
+                    PANEL_FOR(w, s[c] += gy[e] * y[e];);
+                    PANEL_FOR(w, gp[e] += y[e] * (gy[e] - (T)s[c]););
+                } else {
+                    PANEL_FOR(w, s[c] += gy[e];);
+                    PANEL_FOR(w, gp[e] += gy[e] - exp(y[e]) * (T)s[c];);
                 }
+            });
             break;
         }
     });

@@ -14,7 +14,10 @@
 #include "ops_util.h"
 
 /* p + off elements of dtype dt */
-static void *elem_at(void *p, long off, da_dtype dt) { return (char *)p + off * (long)da_dtype_size(dt); }
+static void *elem_at(void *p, long off, da_dtype dt)
+{
+    return (char *)p + off * (long)da_dtype_size(dt);
+}
 
 /* dst[i*dst_ld + j] = src[i*src_ld + j] for i < outer, j < len */
 static void rows_copy(da_dtype dt, void *dst, long dst_ld, const void *src, long src_ld,
@@ -24,8 +27,8 @@ static void rows_copy(da_dtype dt, void *dst, long dst_ld, const void *src, long
     const int par = outer > 1 && outer * len >= OPS_PAR_MIN;
     OPS_PRAGMA(omp parallel for if(par))
     for (long i = 0; i < outer; i++)
-        memcpy((char *)dst + (size_t)(i * dst_ld) * es, (const char *)src + (size_t)(i * src_ld) * es,
-               (size_t)len * es);
+        memcpy((char *)dst + (size_t)(i * dst_ld) * es,
+               (const char *)src + (size_t)(i * src_ld) * es, (size_t)len * es);
 }
 
 /* dst[i*dst_ld + j] += src[i*src_ld + j] for i < outer, j < len */
@@ -36,21 +39,18 @@ static void rows_add(da_dtype dt, void *dst, long dst_ld, const void *src, long 
     DA_DISPATCH(dt, T, {
         T *d = dst;
         const T *s = src;
-        OPS_PRAGMA(omp parallel for collapse(2) if(par))
+        OPS_PRAGMA(omp parallel for simd collapse(2) if(parallel: par))
         for (long i = 0; i < outer; i++)
             for (long j = 0; j < len; j++)
                 d[i * dst_ld + j] += s[i * src_ld + j];
     });
 }
 
-/* grad of node input k, allocated on first use */
-static void *input_grad(da_node *nd, int k) { return da_tensor_grad(nd->in[k]); }
-
 /* ---- reshape ---- */
 
 static int reshape_backward(da_node *nd)
 {
-    void *gx = input_grad(nd, 0);
+    void *gx = da_tensor_grad(nd->in[0]);
     if (!gx)
         return DA_ENOMEM;
     rows_add(nd->out->dtype, gx, 0, nd->out->grad, 0, 1, nd->out->size);
@@ -134,7 +134,7 @@ static int permute_backward(da_node *nd)
 {
     da_tensor *a = nd->in[0];
     ops_walk w;
-    void *gx_v = input_grad(nd, 0);
+    void *gx_v = da_tensor_grad(nd->in[0]);
     if (!gx_v)
         return DA_ENOMEM;
     permute_walk(&w, a, nd->iparam);
@@ -142,7 +142,7 @@ static int permute_backward(da_node *nd)
     DA_DISPATCH(a->dtype, T, {
         T *gx = gx_v;
         const T *g = nd->out->grad;
-        OPS_WALK(&w, if(par), gx[k0] += g[oi];);
+        OPS_WALK(&w, if(parallel: par), gx[k0] += g[oi];);
     });
     return DA_OK;
 }
@@ -167,7 +167,7 @@ static da_tensor *permute(da_ctx *ctx, const char *name, da_tensor *a, const int
     DA_DISPATCH(a->dtype, T, {
         const T *x = a->data;
         T *o = out->data;
-        OPS_WALK(&w, if(par), o[oi] = x[k0];);
+        OPS_WALK(&w, if(parallel: par), o[oi] = x[k0];);
     });
     da_node *nd;
     if (da_graph_record(ctx, name, out, &a, 1, permute_backward, &nd))
@@ -209,7 +209,7 @@ static int slice_backward(da_node *nd)
     da_tensor *a = nd->in[0];
     long outer, n, inner;
     const long start = nd->iparam[1], len = nd->out->shape[nd->iparam[0]];
-    void *gx = input_grad(nd, 0);
+    void *gx = da_tensor_grad(nd->in[0]);
     if (!gx)
         return DA_ENOMEM;
     ops_split(a, nd->iparam[0], &outer, &n, &inner);
@@ -260,7 +260,7 @@ static int concat_backward(da_node *nd)
         da_tensor *x = nd->in[t];
         const long len = x->shape[ax];
         if (x->requires_grad) {
-            void *gx = input_grad(nd, t);
+            void *gx = da_tensor_grad(nd->in[t]);
             if (!gx)
                 return DA_ENOMEM;
             rows_add(x->dtype, gx, len * inner, elem_at(nd->out->grad, off * inner, x->dtype),
@@ -338,7 +338,7 @@ static int index_select_backward(da_node *nd)
     const int ax = nd->iparam[0], *index = nd->saved;
     long outer, dim, inner;
     const long m = nd->out->shape[ax];
-    void *gx_v = input_grad(nd, 0);
+    void *gx_v = da_tensor_grad(nd->in[0]);
     if (!gx_v)
         return DA_ENOMEM;
     ops_split(a, ax, &outer, &dim, &inner);

@@ -100,14 +100,15 @@ static inline void ops_walk_init(ops_walk *w, int ndim, const int *shape)
 }
 
 /* Visit every index (in row-major order, in parallel under the OpenMP CLAUSES, e.g.
- * `if(par) reduction(+:nbad)`). The body sees oi (flat index of the index space) and
- * k0, k1, k2 (flat offsets of the operands). */
+ * `if(parallel: par) reduction(+:nbad)`). The body sees oi (flat index of the index
+ * space) and k0, k1, k2 (flat offsets of the operands). The flat case is also a simd
+ * loop: every operand offset is oi, so iterations are independent. */
 #define OPS_WALK(w, CLAUSES, ...)                                                       \
     do {                                                                                \
         const ops_walk *ow_ = (w);                                                      \
         if (ow_->flat) {                                                                \
             const long n_ = ow_->size;                                                  \
-            OPS_PRAGMA(omp parallel for CLAUSES)                                        \
+            OPS_PRAGMA(omp parallel for simd CLAUSES)                                        \
             for (long oi = 0; oi < n_; oi++) {                                          \
                 const long k0 = oi, k1 = oi, k2 = oi;                                   \
                 (void)k0;                                                               \

@@ -1,5 +1,5 @@
-/* shortest_path.c - grid Dijkstra, the blackbox gradient of Vlastelica et al. (ICLR 2020,
- * eq. 8: grad = -(y(w) - y(w'))/lambda, w' = max(w + lambda dL/dy, 0)), the Hamming loss,
+/* shortest_path.c - grid Dijkstra, the blackbox gradient of Vlastelica et al. (ICLR 2020:
+ * grad = -(y(w) - y(w'))/lambda, w' = max(w + lambda dL/dy, 0)), the Hamming loss,
  * their tensor faces and the path metrics. Conventions in shortest_path.h. */
 #include <math.h>
 #include <stdlib.h>

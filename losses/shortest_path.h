@@ -11,7 +11,7 @@
  * Loops over the batch run in parallel with OpenMP; results do not depend on the thread
  * count (random numbers are drawn serially, see the perturbed section).
  *
- * 1. Dijkstra (exact solver) and the blackbox gradient (Vlastelica et al. 2020, eq. 8):
+ * 1. Dijkstra (exact solver) and the blackbox gradient (Vlastelica et al. 2020):
  *    y(c) = argmin_paths <c, y>; lazy binary heap ordered by (distance, row, col), strict
  *    '<' relaxation, neighbours visited in the order (di,dj) in (-1,0,1)x(-1,0,1): the
  *    same path as blackbox-backprop's dijkstra() whenever its tie-breaking is well defined.
@@ -51,7 +51,7 @@
  *    MINIMISATION solver y*(c) = argmin <c, y>, with M samples Z_m (Gaussian N(0,1), or
  *    standard Gumbel -log(-log U), not centred, as their code) and u_m = max(c + sigma Z_m, 0)
  *    (clipping at 0 only happens when c_v + sigma Z_v < 0; Dijkstra needs c >= 0):
- *      yhat(c) = E[y*(c + sigma Z)]  ~  1/M sum_m y*(u_m)                       (eq. 1)
+ *      yhat(c) = E[y*(c + sigma Z)]  ~  1/M sum_m y*(u_m)
  *      J^T v   = E[y*(c + sigma Z) <grad nu(Z), .>]/sigma: grad_c = 1/(sigma M) sum_m
  *                <y*(u_m), v> grad nu(Z_m),  grad nu(z) = z (Gaussian), 1 - e^{-z} (Gumbel)
  *      F(c) = E[min_y <c + sigma Z, y>] (concave), FY loss for a target path t:
@@ -64,12 +64,29 @@
  *    quantity reads dL/dtheta = yhat - t; a gradient step on c lowers the costs on the
  *    target path and raises them on the predicted one.
  *
+ * 4. Stochastic smoothing of the solver and of its loss (relax/smooth.h; Petersen et al.,
+ *    "Generalizing Stochastic Smoothing for Differentiation and Gradient Estimation",
+ *    arXiv 2410.08125, Eqs. 3-6), with any smoothing distribution, scale and variance
+ *    reduction of a da_smooth_cfg (n = H*W, isotropic eps or a per-vertex eps_vec/L):
+ *      (a) the solver:  f(c) = y*(max(c, 0)) in {0,1}^{H*W},   yhat = E[f(c + L z)],
+ *          J^T cot = E[<f(c + L z) - b, cot> L^-T s(z)]   (m = H*W outputs);
+ *      (b) the loss:    f(c) = Hamming(y*(max(c, 0)), t) = sum_v y(1-t) + (1-y)t   (m = 1),
+ *          L = mean_b E[f_b(c_b + L z)], its gradient and, for Newton losses, its
+ *          Hessian by the second-order estimator (da_smooth_hessian; C^2 densities only).
+ *    Costs may have any sign: like the perturbed optimizer, perturbed costs are clipped at
+ *    0 before Dijkstra (the clip is part of the black box, so the estimates stay
+ *    unbiased for the function smoothed). Random numbers are drawn serially, row after
+ *    row, so results depend only on the seed. The same functions exist for any
+ *    black-box linear solver y = argmin <c, y> on vectors of n entries (da_sp_solver_fn),
+ *    e.g. an edge-cost graph; the Dijkstra ones call them.
+ *
  * Ownership: no function keeps a pointer to its arguments after returning, except that
  * tensor ops keep cfg, target and rng until the backward pass (they must outlive it). */
 #ifndef DA_SHORTEST_PATH_H
 #define DA_SHORTEST_PATH_H
 
 #include "rng.h"
+#include "smooth.h"
 #include "tensor.h"
 
 /* largest grid side */
@@ -134,8 +151,9 @@ typedef struct {
     da_sp_norm norm;       /* loss against the true path: L1 or squared L2 */
 } da_sp_relaxed_cfg;
 
-/* AlgoVision's defaults: beta 10, n_iter 2 max(H,W), For, probabilistic, hamacher_p 5,
- * max_iter 1024, epsilon 1e-5, stop_at_source 0, L2SQ. */
+/* Defaults: AlgoVision's Algorithm (beta 10, max_iter 1024, epsilon 1e-5), For loop,
+ * probabilistic t-conorm, hamacher_p 5 (its example), stop_at_source 0, squared L2, and
+ * n_iter = 2 max(H, W) (our choice; its example uses 25 for a 12 x 10 grid). */
 da_sp_relaxed_cfg da_sp_relaxed_default(int H, int W);
 
 /* Operator face: the relaxed path indicator out [batch][H][W] (or NULL) of cost
@@ -182,6 +200,47 @@ int da_sp_fy_loss(const da_sp_perturbed_cfg *cfg, da_rng *rng, int batch, int H,
  * same samples (so the op is the exact gradient of its own Monte-Carlo value). */
 da_tensor *da_sp_fy(da_ctx *ctx, da_tensor *cost, const double *target,
                     const da_sp_perturbed_cfg *cfg, da_rng *rng);
+
+/* ---------------------------------------------------------------- stochastic smoothing */
+/* A black-box linear solver: y [n] = argmin_y <cost, y> over its feasible set (0/1
+ * vectors). Returns DA_OK or an error code (with da_set_error). Called serially. */
+typedef int (*da_sp_solver_fn)(void *user, int n, const double *cost, double *y);
+
+/* (a) Smoothed Dijkstra indicator: path_mean [batch][H][W] = yhat(cost) (or NULL) and
+ * grad_cost = J^T cot with the same samples (cot and grad_cost both or neither NULL).
+ * cfg->samples solver calls per sample (+1 for DA_CV_FX). */
+int da_sp_smooth_path(const da_smooth_cfg *cfg, da_rng *rng, int batch, int H, int W,
+                      const double *cost, double *path_mean, const double *cot,
+                      double *grad_cost);
+/* Tensor face: yhat [batch][H][W] of cost [batch][H][W] (one da_smooth_op node; its
+ * backward reuses the forward's samples). cfg and rng are borrowed until the backward. */
+da_tensor *da_sp_smooth_path_op(da_ctx *ctx, da_tensor *cost, const da_smooth_cfg *cfg,
+                                da_rng *rng);
+
+/* (b) Smoothed Hamming loss of the Dijkstra path against target [batch][H][W] (finite),
+ * mean over the batch; grad_cost [batch][H][W] and hess [batch][H*W][H*W] (per-sample
+ * blocks of the Hessian of the batch mean; cross-sample blocks are zero) may be NULL.
+ * With hess, all three come from the same samples of the second-order estimator. */
+int da_sp_smooth_loss(const da_smooth_cfg *cfg, da_rng *rng, int batch, int H, int W,
+                      const double *cost, const double *target, double *loss,
+                      double *grad_cost, double *hess);
+/* Tensor face: scalar loss; the gradient is computed in the forward pass from the same
+ * samples (as da_sp_fy). target is only read during this call. */
+da_tensor *da_sp_smooth_loss_op(da_ctx *ctx, da_tensor *cost, const double *target,
+                                const da_smooth_cfg *cfg, da_rng *rng);
+
+/* The same for any solver, on costs [batch][n] (1 <= n <= DA_SMOOTH_MAX_DIM, any sign:
+ * the solver gets the perturbed costs unclipped). solve/user are borrowed until the
+ * backward pass of the ops (as in da_smooth_op), and only during the plain call. */
+da_tensor *da_sp_smooth_solver_op(da_ctx *ctx, da_tensor *cost, da_sp_solver_fn solve,
+                                  void *user, const da_smooth_cfg *cfg, da_rng *rng);
+int da_sp_smooth_solver_loss(const da_smooth_cfg *cfg, da_rng *rng, int batch, int n,
+                             da_sp_solver_fn solve, void *user, const double *cost,
+                             const double *target, double *loss, double *grad_cost,
+                             double *hess);
+da_tensor *da_sp_smooth_solver_loss_op(da_ctx *ctx, da_tensor *cost, const double *target,
+                                       da_sp_solver_fn solve, void *user,
+                                       const da_smooth_cfg *cfg, da_rng *rng);
 
 /* ---------------------------------------------------------------- metrics */
 typedef struct {

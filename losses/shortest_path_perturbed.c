@@ -1,9 +1,9 @@
 /* shortest_path_perturbed.c - perturbed shortest paths and the Fenchel-Young loss of
  * Berthet et al., "Learning with Differentiable Perturbed Optimizers", NeurIPS 2020:
- * yhat(c) = E[y*(c + sigma Z)] (their eq. 1 for a minimisation solver), its Jacobian
- * estimator J^T v = E[<y*, v> grad nu(Z)] / sigma (their Prop. 3.1), and the FY loss
- * E[<c + sigma Z, t> - min_y <c + sigma Z, y>] with gradient t - yhat (their Prop. 4.1,
- * with theta = -c). Sign conventions and the clipping of perturbed costs at 0 are in
+ * yhat(c) = E[y*(c + sigma Z)] for a minimisation solver, its Jacobian estimator
+ * J^T v = E[<y*, v> grad nu(Z)] / sigma, and the FY loss
+ * E[<c + sigma Z, t> - min_y <c + sigma Z, y>] with gradient t - yhat (their maximisation
+ * form with theta = -c). Sign conventions and the clipping of perturbed costs at 0 are in
  * shortest_path.h. One Monte-Carlo sample is one Dijkstra call per batch element. */
 #include <math.h>
 #include <stdlib.h>
