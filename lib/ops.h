@@ -40,7 +40,9 @@ da_tensor *da_pow_scalar(da_ctx *ctx, da_tensor *a, double p);
 da_tensor *da_neg(da_ctx *ctx, da_tensor *a);
 da_tensor *da_exp(da_ctx *ctx, da_tensor *a);
 da_tensor *da_log(da_ctx *ctx, da_tensor *a);
-da_tensor *da_sigmoid(da_ctx *ctx, da_tensor *a);
+/* the logistic sigmoid 1 / (1 + e^-a) (named da_logistic: `da_sigmoid` is the sorting
+ * networks' sigmoid type of DESIGN.md §5) */
+da_tensor *da_logistic(da_ctx *ctx, da_tensor *a);
 da_tensor *da_tanh(da_ctx *ctx, da_tensor *a);
 da_tensor *da_relu(da_ctx *ctx, da_tensor *a);     /* grad 0 at 0 */
 da_tensor *da_softplus(da_ctx *ctx, da_tensor *a); /* log(1 + e^a), stable */

@@ -231,7 +231,7 @@ typedef enum {
     UN_ADD_S, UN_MUL_S, UN_POW_S
 } un_op;
 
-static const char *const un_name[] = {"da_neg",  "da_exp",      "da_log",        "da_sigmoid",
+static const char *const un_name[] = {"da_neg",  "da_exp",      "da_log",        "da_logistic",
                                       "da_tanh", "da_relu",     "da_softplus",   "da_abs",
                                       "da_sqrt", "da_add_scalar", "da_mul_scalar", "da_pow_scalar"};
 
@@ -332,7 +332,7 @@ static da_tensor *unary(da_ctx *ctx, un_op op, da_tensor *a, double param)
 da_tensor *da_neg(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_NEG, a, 0); }
 da_tensor *da_exp(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_EXP, a, 0); }
 da_tensor *da_log(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_LOG, a, 0); }
-da_tensor *da_sigmoid(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_SIGMOID, a, 0); }
+da_tensor *da_logistic(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_SIGMOID, a, 0); }
 da_tensor *da_tanh(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_TANH, a, 0); }
 da_tensor *da_relu(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_RELU, a, 0); }
 da_tensor *da_softplus(da_ctx *ctx, da_tensor *a) { return unary(ctx, UN_SOFTPLUS, a, 0); }

@@ -398,7 +398,7 @@ static const un_case un_cases[] = {
     {"neg", da_neg, NULL, 0, u_neg, d_neg, -2, 2, 0},
     {"exp", da_exp, NULL, 0, u_exp, u_exp, -3, 3, 0},
     {"log", da_log, NULL, 0, u_log, d_log, 0.2, 3, 0},
-    {"sigmoid", da_sigmoid, NULL, 0, u_sigmoid, d_sigmoid, -6, 6, 0},
+    {"logistic", da_logistic, NULL, 0, u_sigmoid, d_sigmoid, -6, 6, 0},
     {"tanh", da_tanh, NULL, 0, u_tanh, d_tanh, -3, 3, 0},
     {"relu", da_relu, NULL, 0, u_relu, d_relu, -2, 2, 1},
     {"softplus", da_softplus, NULL, 0, u_softplus, u_sigmoid, -6, 6, 0},
@@ -503,7 +503,7 @@ START_TEST(test_stable_sigmoid_softplus)
         da_tensor *t = da_ctx_tensor_from(ctx, (da_dtype)dt, 1, s4, x);
         da_tensor *t2 = da_ctx_tensor_from(ctx, (da_dtype)dt, 1, s4, x);
         t->requires_grad = t2->requires_grad = 1;
-        da_tensor *sg = da_sigmoid(ctx, t2), *sp = da_softplus(ctx, t);
+        da_tensor *sg = da_logistic(ctx, t2), *sp = da_softplus(ctx, t);
         ck_assert_ptr_nonnull(sg);
         ck_assert_ptr_nonnull(sp);
         ck_assert_double_eq(da_get(sg, 0), 0);
@@ -520,7 +520,7 @@ START_TEST(test_stable_sigmoid_softplus)
         da_ctx_reset(ctx); /* one backward per graph */
         t2 = da_ctx_tensor_from(ctx, (da_dtype)dt, 1, s4, x);
         t2->requires_grad = 1;
-        ck_assert_int_eq(da_backward_from(ctx, da_sigmoid(ctx, t2), ones), DA_OK);
+        ck_assert_int_eq(da_backward_from(ctx, da_logistic(ctx, t2), ones), DA_OK);
         for (int i = 0; i < 4; i++)
             ck_assert(isfinite(da_get_grad(t2, i)));
         ck_assert_double_eq(da_get_grad(t2, 3), 0);
