@@ -133,13 +133,13 @@ static int pav_blocks(pav_ws *ws, int n, int kl)
 
 /* ---- one row: forward and VJP ---- */
 
-/* isotonic inputs of position i (sorted key s_i) */
+/* isotonic inputs of position i (sorted key s_i); for ranks, b = log w is constant and
+ * set once by ws_alloc */
 static void iso_inputs(const pav_problem *pb, double s, int i, double *a, double *b)
 {
     double w = pb->n - i;
     if (pb->kind == KIND_RANK) {
         *a = pb->reg == DA_REG_KL ? s : s - w;
-        *b = pb->reg == DA_REG_KL ? log(w) : 0;
     } else {
         w /= pb->strength;
         *a = pb->reg == DA_REG_KL ? w : w - s;
@@ -164,13 +164,14 @@ static void pav_forward_row(const pav_problem *pb, pav_ws *ws, const pav_row *r,
     int nb = pav_blocks(ws, n, kl);
     for (int k = 0; k < nb; k++) {
         int start = ws->st_start[k], end = k + 1 < nb ? ws->st_start[k + 1] : n;
-        double v = ws->st_val[k];
+        double v = ws->st_val[k], block_w = kl ? exp(ws->st_b[k]) : 0;
         r->bend[start] = end;
         for (int i = start; i < end; i++) {
             double s = ws->s[i];
             if (pb->kind == KIND_RANK) {
-                double o = kl ? exp(s - v) : s - v;
+                /* KL: exp(s - v) = softmax(s_B)_i sum_B w */
                 r->wgt[i] = kl ? exp(s - ws->st_a[k]) : 1.0 / (end - start);
+                double o = kl ? r->wgt[i] * block_w : s - v;
                 r->fac[i] = kl ? o : 1.0;
                 if (out)
                     out[r->perm[i]] = o;
@@ -225,8 +226,9 @@ static void ws_free(pav_ws *ws)
     free(ws->diff);
 }
 
-static int ws_alloc(pav_ws *ws, int n, int for_loss)
+static int ws_alloc(pav_ws *ws, const pav_problem *pb, int for_loss)
 {
+    int n = pb->n;
     size_t d = (size_t)n * sizeof(double), k = (size_t)n * sizeof(keyed);
     size_t m = (size_t)n * sizeof(int);
     memset(ws, 0, sizeof *ws);
@@ -250,9 +252,13 @@ static int ws_alloc(pav_ws *ws, int n, int for_loss)
     int ok = ws->kv && ws->kv_tmp && ws->s && ws->a && ws->b && ws->st_start &&
              ws->st_val && ws->st_a && ws->st_b && ws->row.perm && ws->row.bend &&
              ws->row.wgt && ws->row.fac && (!for_loss || (ws->ranks && ws->diff));
-    if (!ok)
+    if (!ok) {
         ws_free(ws);
-    return ok ? DA_OK : DA_ENOMEM;
+        return DA_ENOMEM;
+    }
+    for (int i = 0; i < n && pb->kind == KIND_RANK; i++)
+        ws->b[i] = log((double)(n - i));
+    return DA_OK;
 }
 
 /* row b of a kept state [batch][n] */
@@ -276,7 +282,7 @@ static int pav_run(const pav_problem *pb, int batch, const double *x, double *ou
 #pragma omp parallel if (worth_threads(batch, n))
     {
         pav_ws ws;
-        int ok = ws_alloc(&ws, n, 0) == DA_OK;
+        int ok = ws_alloc(&ws, pb, 0) == DA_OK;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -496,7 +502,7 @@ static int rank_loss_run(const pav_problem *pb, int batch, const double *scores,
 #pragma omp parallel if (worth_threads(batch, n))
     {
         pav_ws ws;
-        int ok = ws_alloc(&ws, n, 1) == DA_OK;
+        int ok = ws_alloc(&ws, pb, 1) == DA_OK;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;

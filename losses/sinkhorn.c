@@ -306,8 +306,9 @@ static int check_cfg(const char *fn, const da_sinkhorn_cfg *cfg, int batch)
                             cfg->iterations, DA_SINKHORN_MAX_ITER);
     if (isnan(cfg->epsilon))
         return da_set_error(DA_ENAN, "%s: epsilon is NaN", fn);
-    if (!(cfg->epsilon > 0) || isinf(cfg->epsilon) || isinf(1.0 / cfg->epsilon))
-        return da_set_error(DA_ERANGE, "%s: epsilon %g is not in (0, inf)", fn, cfg->epsilon);
+    if (!(cfg->epsilon >= DA_SINKHORN_MIN_EPS) || isinf(cfg->epsilon))
+        return da_set_error(DA_ERANGE, "%s: epsilon %g is not in [%g, inf)", fn, cfg->epsilon,
+                            DA_SINKHORN_MIN_EPS);
     return DA_OK;
 }
 

@@ -30,7 +30,8 @@
  *
  * Errors: DA_EINVAL (NULL cfg/x/loss, nothing requested, a cotangent without grad_x or
  * grad_x without any cotangent), DA_ERANGE (batch < 1, n outside [2, DA_SINKHORN_MAX_N],
- * iterations outside [1, DA_SINKHORN_MAX_ITER], epsilon <= 0 or infinite), DA_ENAN (NaN
+ * iterations outside [1, DA_SINKHORN_MAX_ITER], epsilon outside
+ * [DA_SINKHORN_MIN_EPS, inf)), DA_ENAN (NaN
  * epsilon, NaN/Inf in x, targets or a cotangent), DA_ENOMEM, DA_ESHAPE (tensor shapes).
  * Rows run in parallel (OpenMP); results do not depend on the thread count. */
 #ifndef DA_SINKHORN_H
@@ -40,6 +41,8 @@
 
 #define DA_SINKHORN_MAX_N 4096
 #define DA_SINKHORN_MAX_ITER 100000
+/* smallest epsilon: keeps every potential (about 1/epsilon) and cost term finite */
+#define DA_SINKHORN_MIN_EPS 1e-12
 
 typedef struct {
     int n;           /* items per row, in [2, DA_SINKHORN_MAX_N] */

@@ -311,6 +311,11 @@ START_TEST(test_errors)
     ck_assert(strstr(da_last_error(), "epsilon") != NULL);
     ck_assert_int_eq(da_sinkhorn_sort(&c_epsneg, 1, x, NULL, s, NULL, NULL, NULL, NULL, NULL),
                      DA_ERANGE);
+    da_sinkhorn_cfg c_epstiny = {4, DA_SINKHORN_MIN_EPS / 2, 5}, c_epsinf = {4, INFINITY, 5};
+    ck_assert_int_eq(da_sinkhorn_sort(&c_epstiny, 1, x, NULL, s, NULL, NULL, NULL, NULL, NULL),
+                     DA_ERANGE);
+    ck_assert_int_eq(da_sinkhorn_sort(&c_epsinf, 1, x, NULL, s, NULL, NULL, NULL, NULL, NULL),
+                     DA_ERANGE);
     ck_assert_int_eq(da_sinkhorn_sort(&c_epsnan, 1, x, NULL, s, NULL, NULL, NULL, NULL, NULL),
                      DA_ENAN);
     ck_assert_int_eq(da_sinkhorn_sort(&c_it0, 1, x, NULL, s, NULL, NULL, NULL, NULL, NULL),
