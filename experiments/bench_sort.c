@@ -48,9 +48,43 @@ static int loss_sortnet(void *state, int batch, const double *x, const double *t
 
 static void teardown_sortnet(void *state) { da_sortnet_free(state); }
 
+/* NeuralSort / SoftSort column cross-entropy (losses/neuralsort.h, softsort.h), tau = 1
+ * (steepness unused); no PyTorch counterpart in bench_sort_torch.py */
+static void *setup_neuralsort(int n, double s)
+{
+    da_neuralsort_cfg *cfg = malloc(sizeof *cfg);
+    if (cfg)
+        *cfg = (da_neuralsort_cfg){n, 1.0};
+    return cfg;
+}
+
+static void *setup_softsort(int n, double s)
+{
+    da_softsort_cfg *cfg = malloc(sizeof *cfg);
+    if (cfg)
+        *cfg = (da_softsort_cfg){n, 1.0};
+    return cfg;
+}
+
+static int loss_neuralsort(void *state, int batch, const double *x, const double *targets,
+                           double *loss, double *grad)
+{
+    return da_neuralsort_loss(state, batch, x, targets, loss, grad);
+}
+
+static int loss_softsort(void *state, int batch, const double *x, const double *targets,
+                         double *loss, double *grad)
+{
+    return da_softsort_loss(state, batch, x, targets, loss, grad);
+}
+
+static void teardown_free(void *state) { free(state); }
+
 static const bench_method METHODS[] = {
     {"diffsort_odd_even", 256, setup_odd_even, loss_sortnet, teardown_sortnet},
     {"diffsort_bitonic", 1024, setup_bitonic, loss_sortnet, teardown_sortnet},
+    {"neuralsort_tau1", 1024, setup_neuralsort, loss_neuralsort, teardown_free},
+    {"softsort_tau1", 1024, setup_softsort, loss_softsort, teardown_free},
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
 

@@ -80,7 +80,7 @@ static int parse_sortnet(da_ranking *r, const char *name, const options *o)
             return da_set_error(DA_EINVAL, "ranking: unknown option '%s' for %s", o->key[i], name);
     }
     r->net = da_sortnet_new(!strcmp(name, "bitonic") ? DA_SORTNET_BITONIC : DA_SORTNET_ODD_EVEN,
-                            r->n, (da_sigmoid_kind)sigmoid, steepness, art_lambda);
+                            r->n, (da_sigmoid)sigmoid, steepness, art_lambda);
     if (!r->net)
         return da_last_error_code();
     snprintf(r->spec, sizeof r->spec, "%s:%s:steepness=%g:art_lambda=%g", name,

@@ -14,31 +14,27 @@
 
 /* ---- networks ---- */
 
-static int add_comp(da_sortnet *net, int cap, int a, int b, int flip)
+/* the caller sized net->comp for at most N/2 comparators per layer */
+static void add_comp(da_sortnet *net, int a, int b, int flip)
 {
-    if (net->n_comp >= cap)
-        return DA_ENOMEM;
     net->comp[net->n_comp++] = (da_sortnet_comp){a, b, flip};
-    return DA_OK;
 }
 
 /* n layers; layer l compares (i, i+1) for i = l % 2, l % 2 + 2, ... (diffsort
  * odd_even_network; its identity comparators are not stored) */
-static int build_odd_even(da_sortnet *net, int cap)
+static void build_odd_even(da_sortnet *net)
 {
     int n = net->n;
     for (int l = 0; l < n; l++) {
         net->layer_start[l] = net->n_comp;
         for (int i = l % 2; i + 1 < n; i += 2)
-            if (add_comp(net, cap, i, i + 1, 0))
-                return DA_ENOMEM;
+            add_comp(net, i, i + 1, 0);
     }
-    return DA_OK;
 }
 
 /* bitonic on N = 2^ceil(log2 n) wires; the lowest N - n wires are dropped and a
  * comparator touching one of them becomes an identity (diffsort bitonic_network) */
-static int build_bitonic(da_sortnet *net, int cap, int blocks)
+static void build_bitonic(da_sortnet *net, int blocks)
 {
     int N = 1 << blocks, off = N - net->n, l = 0;
     for (int blk = 0; blk < blocks; blk++)
@@ -48,16 +44,13 @@ static int build_bitonic(da_sortnet *net, int cap, int blocks)
             for (int i = 0; i < N; i += 2 * m)
                 for (int j = 0; j < m; j++) {
                     int a = i + j, b = a + m;
-                    if (a < off || b < off)
-                        continue;
-                    if (add_comp(net, cap, a - off, b - off, (a >> (blk + 1)) & 1))
-                        return DA_ENOMEM;
+                    if (a >= off && b >= off)
+                        add_comp(net, a - off, b - off, (a >> (blk + 1)) & 1);
                 }
         }
-    return DA_OK;
 }
 
-static int check_params(da_sortnet_kind kind, int n, da_sigmoid_kind sigmoid,
+static int check_params(da_sortnet_kind kind, int n, da_sigmoid sigmoid,
                         double steepness, double art_lambda)
 {
     if (kind != DA_SORTNET_ODD_EVEN && kind != DA_SORTNET_BITONIC)
@@ -81,7 +74,7 @@ static int check_params(da_sortnet_kind kind, int n, da_sigmoid_kind sigmoid,
     return DA_OK;
 }
 
-da_sortnet *da_sortnet_new(da_sortnet_kind kind, int n, da_sigmoid_kind sigmoid,
+da_sortnet *da_sortnet_new(da_sortnet_kind kind, int n, da_sigmoid sigmoid,
                            double steepness, double art_lambda)
 {
     if (check_params(kind, n, sigmoid, steepness, art_lambda))
@@ -104,15 +97,15 @@ da_sortnet *da_sortnet_new(da_sortnet_kind kind, int n, da_sigmoid_kind sigmoid,
                         .n_layers = layers};
     net->layer_start = malloc((size_t)(layers + 1) * sizeof *net->layer_start);
     net->comp = malloc((size_t)cap * sizeof *net->comp);
-    int rc = DA_ENOMEM;
-    if (net->layer_start && net->comp)
-        rc = kind == DA_SORTNET_ODD_EVEN ? build_odd_even(net, cap)
-                                         : build_bitonic(net, cap, blocks);
-    if (rc) {
+    if (!net->layer_start || !net->comp) {
         da_sortnet_free(net);
         da_set_error(DA_ENOMEM, "da_sortnet_new: out of memory");
         return NULL;
     }
+    if (kind == DA_SORTNET_ODD_EVEN)
+        build_odd_even(net);
+    else
+        build_bitonic(net, blocks);
     net->layer_start[layers] = net->n_comp;
     return net;
 }

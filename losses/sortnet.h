@@ -65,23 +65,21 @@
 
 typedef enum { DA_SORTNET_ODD_EVEN = 0, DA_SORTNET_BITONIC = 1 } da_sortnet_kind;
 
-/* DESIGN.md §5 names this type `da_sigmoid`, but that identifier is the sigmoid op of
- * ops.h; the enum tag keeps the name (`enum da_sigmoid`), the typedef is
- * da_sigmoid_kind. */
-typedef enum da_sigmoid {
+/* the comparator sigmoid (DESIGN.md §5; the logistic op of ops.h is da_logistic) */
+typedef enum {
     DA_SIGMOID_LOGISTIC = 0,
     DA_SIGMOID_LOGISTIC_PHI,
     DA_SIGMOID_GAUSSIAN,
     DA_SIGMOID_RECIPROCAL,
     DA_SIGMOID_CAUCHY,
     DA_SIGMOID_OPTIMAL
-} da_sigmoid_kind;
+} da_sigmoid;
 
 typedef struct da_sortnet da_sortnet;
 
 /* A network on n wires. steepness > 0; art_lambda in [0, 1] is used by
  * DA_SIGMOID_LOGISTIC_PHI only (ignored otherwise). NULL on error. */
-da_sortnet *da_sortnet_new(da_sortnet_kind kind, int n, da_sigmoid_kind sigmoid,
+da_sortnet *da_sortnet_new(da_sortnet_kind kind, int n, da_sigmoid sigmoid,
                            double steepness, double art_lambda);
 void da_sortnet_free(da_sortnet *net);
 int da_sortnet_size(const da_sortnet *net);   /* n */

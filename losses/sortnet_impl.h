@@ -27,7 +27,7 @@ typedef struct {
 
 struct da_sortnet {
     da_sortnet_kind kind;
-    da_sigmoid_kind sigmoid;
+    da_sigmoid sigmoid;
     int n;
     double steepness, art_lambda;
     int n_layers;

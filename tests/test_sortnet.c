@@ -16,11 +16,11 @@
 static const char *const SIGMOID_NAMES[] = {"logistic", "logistic_phi", "gaussian",
                                             "reciprocal", "cauchy", "optimal"};
 
-static da_sigmoid_kind sigmoid_of(const char *name)
+static da_sigmoid sigmoid_of(const char *name)
 {
     for (int i = 0; i < 6; i++)
         if (!strcmp(name, SIGMOID_NAMES[i]))
-            return (da_sigmoid_kind)i;
+            return (da_sigmoid)i;
     ck_abort_msg("unknown distribution %s", name);
     return DA_SIGMOID_CAUCHY;
 }
@@ -142,7 +142,7 @@ static double fd_error(const fd_ctx *c, const double *x0, const double *g)
 static da_sortnet *case_net(int k, int n)
 {
     return da_sortnet_new(k % 2 ? DA_SORTNET_BITONIC : DA_SORTNET_ODD_EVEN, n,
-                          (da_sigmoid_kind)(k / 2), 2.0, 0.25);
+                          (da_sigmoid)(k / 2), 2.0, 0.25);
 }
 
 START_TEST(test_fd_loss_gradient)
@@ -455,7 +455,7 @@ START_TEST(test_da_hessian_exact)
     for (int k = 0; k < N_CASES; k++) {
         /* steepness 1: the O(h^2) error of da_hessian's difference path stays < 1e-6 */
         da_sortnet *net = da_sortnet_new(k % 2 ? DA_SORTNET_BITONIC : DA_SORTNET_ODD_EVEN, n,
-                                         (da_sigmoid_kind)(k / 2), 1.0, 0.25);
+                                         (da_sigmoid)(k / 2), 1.0, 0.25);
         face_user u = {net, DA_SORTNET_OUT_P, t, n};
         da_hessian_method m;
         ck_assert_int_eq(da_hessian(ctx, loss_of_z, &u, n, x, H, &m), DA_OK);
@@ -514,7 +514,7 @@ START_TEST(test_errors)
     ck_assert_int_eq(da_last_error_code(), DA_ERANGE);
     ck_assert_ptr_null(da_sortnet_new((da_sortnet_kind)5, 8, DA_SIGMOID_CAUCHY, 1, 0));
     ck_assert_int_eq(da_last_error_code(), DA_EINVAL);
-    ck_assert_ptr_null(da_sortnet_new(DA_SORTNET_BITONIC, 8, (da_sigmoid_kind)9, 1, 0));
+    ck_assert_ptr_null(da_sortnet_new(DA_SORTNET_BITONIC, 8, (da_sigmoid)9, 1, 0));
     ck_assert_int_eq(da_last_error_code(), DA_EINVAL);
     da_sortnet_free(NULL);
     da_sortnet *big = da_sortnet_new(DA_SORTNET_BITONIC, DA_SORTNET_MAX_N, DA_SIGMOID_CAUCHY, 1, 0);

@@ -202,7 +202,7 @@ START_TEST(test_fd_topk)
             for (int n = 5; n <= 8; n += 3)
                 for (int k = 1; k <= n; k += 3) {
                     da_sortnet *net = da_sortnet_new((da_sortnet_kind)kind, n,
-                                                     (da_sigmoid_kind)sig, 2.0, 0.25);
+                                                     (da_sigmoid)sig, 2.0, 0.25);
                     double x[16], cot[128], g[16];
                     gc_random(x, B * n, 70 + sig, -1, 1);
                     gc_random(cot, B * n * k, 80 + k, -1, 1);
@@ -315,7 +315,7 @@ START_TEST(test_ties)
     gc_random(cot, 18, 5, -1, 1);
     for (int kind = 0; kind < 2; kind++)
         for (int sig = 0; sig < 6; sig++) {
-            da_sortnet *net = da_sortnet_new((da_sortnet_kind)kind, n, (da_sigmoid_kind)sig,
+            da_sortnet *net = da_sortnet_new((da_sortnet_kind)kind, n, (da_sigmoid)sig,
                                              10, 0.25);
             ck_assert_int_eq(da_topk(net, 3, 1, same, X, cot, g), DA_OK);
             ck_assert(da_all_finite(X, 18) && da_all_finite(g, 6));
