@@ -87,7 +87,7 @@ da_tensor *da_conv2d(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, int 
 da_tensor *da_maxpool2d(da_ctx *ctx, da_tensor *x, int k, int stride);
 da_tensor *da_avgpool2d(da_ctx *ctx, da_tensor *x, int k, int stride);
 
-/* ---- losses (lib/ops_nn.c): all return a scalar, mean over the batch ---- */
+/* ---- losses (lib/ops_loss.c): all return a scalar, mean over the batch ---- */
 /* logits [N][C], labels[N] in [0, C): mean of -log_softmax(logits)[label] */
 da_tensor *da_cross_entropy(da_ctx *ctx, da_tensor *logits, const int *labels);
 /* p in [0,1], target same shape: mean of -(t log p + (1-t) log(1-p)), each log clamped

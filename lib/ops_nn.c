@@ -187,6 +187,7 @@ static void add_row_sums(da_dtype dt, const void *G, long rows, long cols, void 
         T *d = db;
         for (long r = 0; r < rows; r++) {
             T s = 0;
+            OPS_PRAGMA(omp simd reduction(+ : s))
             for (long c = 0; c < cols; c++)
                 s += g[r * cols + c];
             d[r] += s;
@@ -272,27 +273,32 @@ typedef struct {
 } pool_dims;
 
 /* y = window max, idx = its offset in the plane (first max; a NaN wins and propagates,
- * as in torch) */
+ * as in torch). Each output row is updated window tap by window tap, so the inner loop
+ * runs over outputs without branches (SIMD). */
 static void maxpool_plane(da_dtype dt, const pool_dims *d, const void *x, void *y, int *idx)
 {
+    int W = d->W, Wo = d->Wo, s = d->s;
     DA_DISPATCH(dt, T, {
-        const T *xp = x;
-        T *yp = y;
-        for (int oh = 0; oh < d->Ho; oh++)
-            for (int ow = 0; ow < d->Wo; ow++) {
-                int bi = oh * d->s * d->W + ow * d->s;
-                T bv = xp[bi];
-                for (int i = 0; i < d->k; i++)
-                    for (int j = 0; j < d->k; j++) {
-                        int at = (oh * d->s + i) * d->W + ow * d->s + j;
-                        T v = xp[at];
-                        int take = (v > bv) | isnan(v);
-                        bv = take ? v : bv;
-                        bi = take ? at : bi;
-                    }
-                yp[oh * d->Wo + ow] = bv;
-                idx[oh * d->Wo + ow] = bi;
+        for (int oh = 0; oh < d->Ho; oh++) {
+            const T *x0 = (const T *)x + (long)oh * s * W;
+            T *yr = (T *)y + (long)oh * Wo;
+            int *ir = idx + (long)oh * Wo, base0 = oh * s * W;
+            for (int ow = 0; ow < Wo; ow++) {
+                yr[ow] = x0[ow * s];
+                ir[ow] = base0 + ow * s;
             }
+            for (int t = 1; t < d->k * d->k; t++) {
+                int i = t / d->k, j = t % d->k, base = base0 + i * W + j;
+                const T *xr = x0 + i * W + j;
+                OPS_PRAGMA(omp simd)
+                for (int ow = 0; ow < Wo; ow++) {
+                    T v = xr[ow * s];
+                    int take = (v > yr[ow]) | (v != v);
+                    yr[ow] = take ? v : yr[ow];
+                    ir[ow] = take ? base + ow * s : ir[ow];
+                }
+            }
+        }
     });
 }
 
@@ -358,21 +364,20 @@ typedef struct {
     int pool;       /* maxpool fused in (after the relu), with dims pd */
     pool_dims pd;   /* [Ho][Wo] -> [pd.Ho][pd.Wo] */
     int *idx;       /* [N][O][pd.Ho][pd.Wo] argmax offsets in the [Ho][Wo] plane */
+    int *ow_lo, *ow_hi; /* [kw] valid output columns [lo, hi) of kernel column j */
     void *col;      /* [K][N*P], kept for the weight gradient */
 } conv_geom;
 
-/* valid output columns [*lo, *hi) for kernel column j: 0 <= ow*s + j - pad < W */
-static void conv_ow_range(const conv_geom *g, int j, int *lo, int *hi)
+/* valid output columns [lo, hi) for kernel column j: 0 <= ow*s + j - pad < W */
+static void conv_ow_range(conv_geom *g, int j)
 {
     int a = g->pad - j, b = g->W - 1 + g->pad - j;
-    *lo = a > 0 ? (a + g->stride - 1) / g->stride : 0;
-    *hi = b >= 0 ? b / g->stride + 1 : 0;
-    if (*lo > g->Wo)
-        *lo = g->Wo;
-    if (*hi > g->Wo)
-        *hi = g->Wo;
-    if (*hi < *lo)
-        *hi = *lo;
+    int lo = a > 0 ? (a + g->stride - 1) / g->stride : 0;
+    int hi = b >= 0 ? b / g->stride + 1 : 0;
+    lo = lo < g->Wo ? lo : g->Wo;
+    hi = hi < g->Wo ? hi : g->Wo;
+    g->ow_lo[j] = lo;
+    g->ow_hi[j] = hi > lo ? hi : lo;
 }
 
 /* image n of x [N][C][H][W] into its columns of col [K][N*P] */
@@ -387,8 +392,7 @@ static void im2col_image(const conv_geom *g, const void *x, void *col, int n)
                 for (int j = 0; j < g->kw; j++) {
                     const T *xc = xn + (long)c * g->H * g->W;
                     T *row = (T *)col + (long)((c * g->kh + i) * g->kw + j) * NP + n * P;
-                    int lo, hi, off = j - g->pad;
-                    conv_ow_range(g, j, &lo, &hi);
+                    int lo = g->ow_lo[j], hi = g->ow_hi[j], off = j - g->pad;
                     for (int oh = 0; oh < g->Ho; oh++) {
                         T *dst = row + (long)oh * g->Wo;
                         int ih = oh * s + i - g->pad;
@@ -424,16 +428,21 @@ static void col2im_image(const conv_geom *g, const void *dcol, void *dx, int n)
                     T *xc = xn + (long)c * g->H * g->W;
                     const T *row =
                         (const T *)dcol + (long)((c * g->kh + i) * g->kw + j) * NP + n * P;
-                    int lo, hi, off = j - g->pad;
-                    conv_ow_range(g, j, &lo, &hi);
+                    int lo = g->ow_lo[j], hi = g->ow_hi[j], off = j - g->pad;
                     for (int oh = 0; oh < g->Ho; oh++) {
                         int ih = oh * s + i - g->pad;
                         if (ih < 0 || ih >= g->H)
                             continue;
                         const T *src = row + (long)oh * g->Wo;
-                        T *dst = xc + (long)ih * g->W;
-                        for (int ow = lo; ow < hi; ow++)
-                            dst[ow * s + off] += src[ow];
+                        T *dst = xc + (long)ih * g->W + off;
+                        if (s == 1) {
+                            OPS_PRAGMA(omp simd)
+                            for (int ow = lo; ow < hi; ow++)
+                                dst[ow] += src[ow];
+                        } else {
+                            for (int ow = lo; ow < hi; ow++)
+                                dst[ow * s] += src[ow];
+                        }
                     }
                 }
     });
@@ -509,12 +518,12 @@ static int conv_backward(da_node *nd)
             return DA_ENOMEM;
         gemm(g->dt, 0, 1, g->O, K, (int)NP, 1, G, (int)NP, g->col, (int)NP, 1, gw, K);
     }
-    if (x->requires_grad) { /* dcol [K][N*P] = W^T G, dx += col2im(dcol) */
+    if (x->requires_grad) { /* dcol [K][N*P] = W^T G (dcol zero-filled), dx += col2im(dcol) */
         void *gx = da_tensor_grad(x);
         void *dcol = da_ctx_alloc(ctx, (size_t)K * NP * es);
         if (!gx || !dcol)
             return DA_ENOMEM;
-        gemm(g->dt, 1, 0, K, (int)NP, g->O, 1, w->data, K, G, (int)NP, 0, dcol, (int)NP);
+        gemm(g->dt, 1, 0, K, (int)NP, g->O, 1, w->data, K, G, (int)NP, 1, dcol, (int)NP);
 #pragma omp parallel for schedule(static) if (g->par)
         for (int n = 0; n < g->N; n++)
             col2im_image(g, dcol, gx, n);
@@ -559,6 +568,12 @@ static conv_geom *conv_geom_new(da_ctx *ctx, const char *who, da_tensor *x, da_t
     g->Ho = (g->H + 2 * pad - g->kh) / stride + 1;
     g->Wo = (g->W + 2 * pad - g->kw) / stride + 1;
     g->par = (long)(g->C * g->kh * g->kw + g->O) * g->N * g->Ho * g->Wo >= OPS_PAR_MIN;
+    g->ow_lo = da_ctx_alloc(ctx, 2 * (size_t)g->kw * sizeof(int));
+    if (!g->ow_lo)
+        return NULL;
+    g->ow_hi = g->ow_lo + g->kw;
+    for (int j = 0; j < g->kw; j++)
+        conv_ow_range(g, j);
     if (g->pool && pool_dims_make(who, g->Ho, g->Wo, pool_k, pool_s, &g->pd))
         return NULL;
     return g;
@@ -586,7 +601,8 @@ static da_tensor *conv2d(da_ctx *ctx, const char *who, da_tensor *x, da_tensor *
 #pragma omp parallel for schedule(static) if (g->par)
     for (int n = 0; n < g->N; n++)
         im2col_image(g, x->data, g->col, n);
-    gemm(g->dt, 0, 0, g->O, (int)NP, K, 1, w->data, K, g->col, (int)NP, 0, Y, (int)NP);
+    /* Y is zero-filled by the arena: beta = 1 spares GEMM a second zeroing pass */
+    gemm(g->dt, 0, 0, g->O, (int)NP, K, 1, w->data, K, g->col, (int)NP, 1, Y, (int)NP);
     const void *bias = b ? b->data : NULL;
 #pragma omp parallel for schedule(static) if (g->par)
     for (int n = 0; n < g->N; n++)
