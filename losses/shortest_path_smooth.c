@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops.h"
 #include "shortest_path.h"
 #include "shortest_path_impl.h"
 
@@ -264,7 +265,8 @@ static da_tensor *loss_op(da_ctx *ctx, const char *who, da_tensor *cost, int bat
                           const double *target, da_sp_solver_fn solve, void *user,
                           const da_smooth_cfg *cfg, da_rng *rng)
 {
-    static const double dummy = 0;
+    static const double dummy = 0; /* stands for the loss pointer the op fills */
+    /* the cost tensor is checked by da_check_finite; the plain checks validate target */
     if (check_loss_args(who, cfg, rng, batch, n, (const void *)solve, target, target, &dummy,
                         NULL) ||
         da_check_finite(cost, "cost"))
