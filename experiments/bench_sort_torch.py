@@ -1,38 +1,72 @@
 #!/usr/bin/python3
-"""bench_sort_torch.py - the PyTorch side of bench_sort: forward + backward time of the
-differentiable sorting network ranking loss as diffsort computes it (DiffSortNet:
-per layer, dense 0/1 split and combine matrices applied with matmuls to the values and
-to the relaxed permutation matrix; torch.nn.BCELoss against the true permutation
-matrix; loss.backward()). Same inputs as bench_sort (a shared 64-bit LCG), same
-sigmoid (cauchy), steepness and batch. Writes one JSON line per case (method, n, dtype,
-ms, loss) that `bench_sort --torch FILE` turns into the ratio table; the loss printed
-by both programs must agree (same inputs, same math).
+"""bench_sort_torch.py - the PyTorch side of bench_sort: forward + backward time of every
+ranking loss of losses/ranking.h, computed the way the public implementations do it, on
+the same inputs as bench_sort (a shared 64-bit LCG: scores from seed 1000 + n, targets
+from seed 2000 + n, uniform in [-1, 1)), same batch and parameters:
 
-usage: /usr/bin/python3 experiments/bench_sort_torch.py [--threads 2] [--batch 128]
-          [--sizes 4,8,16,32,64] [--dtype float64|float32|both] [--runs N]
-          [--max-seconds S] [--out FILE.jsonl]
-(Debian's python3-torch.)"""
+  odd_even:cauchy, bitonic:cauchy  diffsort's DiffSortNet: per layer, dense 0/1 split and
+                      combine matrices applied with matmuls to the values and to the
+                      relaxed permutation matrix; the BCE of torch.nn.BCELoss against
+                      the true permutation matrix (see bce()) (steepness --steepness)
+  neuralsort, softsort  relaxed permutation matrix as NeuralSort (Grover et al.) /
+                      SoftSort (Prillo & Eisenschlos, |.|) with tau 1, cross-entropy of
+                      each sorted position's column against the true input (log_softmax
+                      over inputs, mean over batch and positions; losses/neuralsort.h)
+  sinkhorn            squashing z = (x - mean) / sqrt(var + 1e-12), sigmoid; targets
+                      j / (n - 1); log-domain Sinkhorn (torch.logsumexp), epsilon 0.1,
+                      50 row + column updates; P = n exp(u + v - C / eps); BCE
+                      (losses/sinkhorn.h)
+  fast_soft_rank:l2   numpy, as google-research/fast-soft-sort's numpy_ops (no autograd):
+                      ascending soft ranks by projection onto the permutahedron, solved
+                      by pool-adjacent-violators in plain Python (numba is not in
+                      Debian's torch setup), and its VJP from the PAV blocks; MSE
+                      against the true 1-based ranks. Time = forward + VJP.
+
+Every case reports the minimum wall time (time.perf_counter) and the minimum process CPU
+time (time.process_time, all threads) over the timed runs after one warm-up, the loss,
+and grad_check = sum_k grad_k u_k (u: the LCG with seed 3000 + n), which bench_sort
+compares with its own to 1e-8.
+
+Two modes:
+  standalone  /usr/bin/python3 experiments/bench_sort_torch.py [--threads 2] [--batch 128]
+                [--sizes 4,8,16,32,64] [--methods LIST] [--dtype float64|float32|both]
+                [--runs N] [--max-seconds S] [--out FILE.jsonl]
+              prints a Markdown table (and JSON lines with --out);
+  --serve     reads requests "METHOD N THREADS DTYPE RUNS MAX_SECONDS" on stdin, one a
+              line, and answers each with one JSON line on stdout (bench_sort --torch
+              runs it this way to interleave its runs with PyTorch's).
+Sizes above a method's limit here (memory or time of the reference; see LIMITS) are
+answered {"skipped": ...}. Uses Debian's python3-torch and python3-numpy only."""
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 
 MASK64 = (1 << 64) - 1
+METHODS = ["odd_even:cauchy", "bitonic:cauchy", "neuralsort", "softsort", "sinkhorn",
+           "fast_soft_rank:l2"]
+# largest n per method: dense diffsort matmuls grow as n^3 per layer, Sinkhorn keeps
+# 100 [batch][n][n] tensors for backward, the PAV reference loops in Python
+LIMITS = {"odd_even:cauchy": 64, "bitonic:cauchy": 128, "neuralsort": 256, "softsort": 256,
+          "sinkhorn": 128, "fast_soft_rank:l2": 1024}
+SINKHORN_EPSILON, SINKHORN_ITERATIONS, TAU = 0.1, 50, 1.0
 
 
 def lcg_uniform(seed, count):
     """count values in [-1, 1) from the LCG bench_sort uses (state' = a state + c mod
     2^64, value = top 53 bits / 2^53)."""
-    state, out = seed & MASK64, []
-    for _ in range(count):
+    state, out = seed & MASK64, np.empty(count)
+    for k in range(count):
         state = (state * 6364136223846793005 + 1442695040888963407) & MASK64
-        out.append(2.0 * ((state >> 11) * (1.0 / 9007199254740992.0)) - 1.0)
+        out[k] = 2.0 * ((state >> 11) * (1.0 / 9007199254740992.0)) - 1.0
     return out
 
+
+# ---- diffsort (sorting networks) ----
 
 def odd_even_layers(n):
     """diffsort's odd-even network: per layer a list of comparators (a, b, weight,
@@ -101,28 +135,192 @@ def diffsort_forward(mats, x, steepness):
     return x, X
 
 
-def bench_case(network, n, batch, dtype, steepness, runs, max_seconds):
-    layers = odd_even_layers(n) if network == "odd_even" else bitonic_layers(n)
-    mats = dense_matrices(layers, n, dtype)
-    x0 = torch.tensor(lcg_uniform(1000 + n, batch * n), dtype=dtype).reshape(batch, n)
-    targets = torch.tensor(lcg_uniform(2000 + n, batch * n), dtype=dtype).reshape(batch, n)
-    Q = torch.nn.functional.one_hot(torch.argsort(targets, dim=-1), n).transpose(-2, -1)
-    Q = Q.to(dtype)
-    bce = torch.nn.BCELoss()
-    times, loss_value, start = [], None, time.perf_counter()
-    for r in range(-1, runs):
-        x = x0.clone().requires_grad_(True)
-        t0 = time.perf_counter()
+def true_permutation(targets):
+    """Q[b][i][j] = 1 iff input i has ascending rank j in targets[b] (ties by index)"""
+    order = torch.sort(targets, dim=-1, stable=True).indices
+    return torch.nn.functional.one_hot(order, targets.shape[-1]).transpose(-2, -1)
+
+
+def bce(P, targets):
+    """torch.nn.BCELoss()(P, Q) against the true permutation matrix Q, written with plain
+    ops so that autograd gives its exact derivative: each log clamped at -100 (the
+    clamped term a constant), as losses/ and refs/FORMAT.md grad_x_exact. (BCELoss's
+    own backward divides by max(P (1 - P), 1e-12), which is not that derivative where
+    P (1 - P) < 1e-12, e.g. at n >= 64.)"""
+    Q = true_permutation(targets).bool()
+    likelihood = torch.where(Q, P, 1 - P)
+    return -torch.log(likelihood.clamp_min(math.exp(-100))).mean()
+
+
+def sortnet_loss_fn(network, n, dtype, steepness):
+    mats = dense_matrices(odd_even_layers(n) if network == "odd_even" else bitonic_layers(n),
+                          n, dtype)
+
+    def loss_fn(x, targets):
         _, P = diffsort_forward(mats, x, steepness)
-        loss = bce(P, Q)
+        return bce(P, targets)
+    return loss_fn
+
+
+# ---- NeuralSort, SoftSort: column cross-entropy ----
+
+def column_cross_entropy(logits, targets):
+    """logits [b][i][j] of input i at ascending position j; mean over b, j of
+    -log softmax_i(logits)[t_j][j], t_j = the input of ascending rank j"""
+    order = torch.sort(targets, dim=-1, stable=True).indices
+    log_p = torch.log_softmax(logits, dim=-2)
+    return -log_p.gather(-2, order.unsqueeze(-2)).mean()
+
+
+def neuralsort_loss(x, targets):
+    n = x.shape[-1]
+    spread = (x.unsqueeze(-1) - x.unsqueeze(-2)).abs().sum(-1)  # [b][i] sum_k |x_i - x_k|
+    scaling = 2 * torch.arange(n, dtype=x.dtype) + 1 - n          # [j]
+    logits = (x.unsqueeze(-1) * scaling - spread.unsqueeze(-1)) / TAU
+    return column_cross_entropy(logits, targets)
+
+
+def softsort_loss(x, targets):
+    ascending = torch.sort(x, dim=-1).values
+    logits = -(x.unsqueeze(-1) - ascending.unsqueeze(-2)).abs() / TAU
+    return column_cross_entropy(logits, targets)
+
+
+# ---- Sinkhorn ----
+
+def sinkhorn_loss(x, targets):
+    n = x.shape[-1]
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    xt = torch.sigmoid((x - mean) / torch.sqrt(var + 1e-12))
+    y = torch.arange(n, dtype=x.dtype) / (n - 1)
+    M = -(xt.unsqueeze(-1) - y) ** 2 / SINKHORN_EPSILON  # [b][i][j]
+    log_a = -math.log(n)
+    u, v = torch.zeros_like(x), torch.zeros_like(x)
+    for _ in range(SINKHORN_ITERATIONS):
+        u = log_a - torch.logsumexp(v.unsqueeze(-2) + M, dim=-1)
+        v = log_a - torch.logsumexp(u.unsqueeze(-1) + M, dim=-2)
+    P = n * torch.exp(u.unsqueeze(-1) + v.unsqueeze(-2) + M)
+    return bce(P, targets)
+
+
+# ---- fast soft rank (numpy, forward + VJP) ----
+
+def pav_nonincreasing(y):
+    """argmin_{v_1 >= ... >= v_n} ||v - y||^2 by pool-adjacent-violators: a stack of
+    blocks (sum, count), a new element merges with the blocks before it while their
+    mean does not exceed its block's mean."""
+    sums, counts = [], []
+    for value in y.tolist():
+        s, c = value, 1
+        while sums and sums[-1] * c <= s * counts[-1]:
+            s += sums.pop()
+            c += counts.pop()
+        sums.append(s)
+        counts.append(c)
+    return np.repeat(np.array(sums) / np.array(counts), counts)
+
+
+def soft_rank_l2(x, strength):
+    """ascending soft ranks of one row (numpy_ops SoftRank, l2): project x / strength
+    onto the permutahedron of w = (n, ..., 1). Returns the ranks and a vjp function."""
+    n = len(x)
+    theta = x / strength
+    perm = np.argsort(theta)[::-1]
+    s = theta[perm]
+    dual = pav_nonincreasing(s - np.arange(n, 0, -1))
+    ranks = np.empty(n)
+    ranks[perm] = s - dual
+    starts = np.concatenate(([0], np.nonzero(np.abs(np.diff(dual)) > 1e-9)[0] + 1))
+    sizes = np.diff(np.append(starts, n))
+
+    def vjp(cot):
+        block_mean = np.add.reduceat(cot[perm], starts) / sizes
+        out = cot.copy()
+        out[perm] -= np.repeat(block_mean, sizes)
+        return out / strength
+    return ranks, vjp
+
+
+def fast_soft_rank_step(x, targets, strength=1.0):
+    """MSE between soft ranks and true 1-based ranks, mean over the batch and n, and its
+    gradient: per row forward + VJP as fast-soft-sort's pytorch_ops maps numpy_ops"""
+    batch, n = x.shape
+    true_rank = np.empty((batch, n))
+    np.put_along_axis(true_rank, np.argsort(targets, axis=-1, kind="stable"),
+                      np.arange(1, n + 1, dtype=float)[None, :], axis=-1)
+    grad, loss = np.empty((batch, n)), 0.0
+    scale = 1.0 / (batch * n)
+    for b in range(batch):
+        ranks, vjp = soft_rank_l2(x[b], strength)
+        diff = ranks - true_rank[b]
+        loss += float(diff @ diff)
+        grad[b] = vjp(2.0 * scale * diff)
+    return loss * scale, grad
+
+
+# ---- timing ----
+
+def make_step(method, n, batch, dtype, steepness):
+    """a closure: one forward + backward on the shared inputs -> (loss, grad [batch*n])"""
+    x0 = lcg_uniform(1000 + n, batch * n).reshape(batch, n)
+    t0 = lcg_uniform(2000 + n, batch * n).reshape(batch, n)
+    if method == "fast_soft_rank:l2":
+        return lambda: fast_soft_rank_step(x0, t0)
+    if method in ("odd_even:cauchy", "bitonic:cauchy"):
+        loss_fn = sortnet_loss_fn(method.split(":")[0], n, dtype, steepness)
+    else:
+        loss_fn = {"neuralsort": neuralsort_loss, "softsort": softsort_loss,
+                   "sinkhorn": sinkhorn_loss}[method]
+    xt, tt = torch.tensor(x0, dtype=dtype), torch.tensor(t0, dtype=dtype)
+
+    def step():
+        x = xt.clone().requires_grad_(True)
+        loss = loss_fn(x, tt)
         loss.backward()
-        dt = time.perf_counter() - t0
-        loss_value = loss.item()
-        if r >= 0:
-            times.append(dt)
-        if time.perf_counter() - start > max_seconds and times:
-            break
-    return 1e3 * statistics.median(times), loss_value, len(times)
+        return loss.item(), x.grad.numpy()
+    return step
+
+
+def bench_case(method, n, batch, dtype_name, steepness, runs, max_seconds):
+    """one JSON-ready dict: min wall / cpu ms over the timed runs, loss, grad_check"""
+    key = {"method": method, "n": n, "dtype": dtype_name, "batch": batch,
+           "threads": torch.get_num_threads()}
+    if method not in LIMITS:
+        return dict(key, skipped="unknown method")
+    if n > LIMITS[method]:
+        return dict(key, skipped="n above this reference's limit %d" % LIMITS[method])
+    if method == "fast_soft_rank:l2" and dtype_name != "float64":
+        return dict(key, skipped="numpy reference in float64 only")
+    step = make_step(method, n, batch, getattr(torch, dtype_name), steepness)
+    loss, grad = step()  # warm-up
+    walls, cpus, start = [], [], time.perf_counter()
+    while len(walls) < runs and (not walls or time.perf_counter() - start < max_seconds):
+        w0, c0 = time.perf_counter(), time.process_time()
+        loss, grad = step()
+        cpus.append(time.process_time() - c0)
+        walls.append(time.perf_counter() - w0)
+    u = lcg_uniform(3000 + n, batch * n)
+    return dict(key, wall_ms=1e3 * min(walls), cpu_ms=1e3 * min(cpus), loss=loss,
+                grad_check=float(np.asarray(grad, dtype=float).reshape(-1) @ u),
+                runs=len(walls))
+
+
+def serve(args):
+    """answer bench_sort's requests, one JSON line each"""
+    for line in sys.stdin:
+        fields = line.split()
+        if not fields:
+            continue
+        method, n, threads, dtype, runs, max_seconds = fields
+        torch.set_num_threads(int(threads))
+        try:
+            res = bench_case(method, int(n), args.batch, dtype, args.steepness, int(runs),
+                             float(max_seconds))
+        except Exception as e:  # report, keep serving
+            res = {"method": method, "n": int(n), "dtype": dtype, "error": repr(e)}
+        sys.stdout.write(json.dumps(res) + "\n")
+        sys.stdout.flush()
 
 
 def main():
@@ -130,33 +328,38 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--sizes", default="4,8,16,32,64")
-    ap.add_argument("--networks", default="odd_even,bitonic")
+    ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32", "both"])
     ap.add_argument("--steepness", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--max-seconds", type=float, default=20.0,
                     help="stop repeating a case after this long (at least one timed run)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--serve", action="store_true",
+                    help="answer requests on stdin (used by bench_sort --torch)")
     args = ap.parse_args()
+    if args.serve:
+        serve(args)
+        return
     torch.set_num_threads(args.threads)
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     out = open(args.out, "w") if args.out else None
-    print("PyTorch %s, %d threads, batch %d, cauchy, steepness %g"
-          % (torch.__version__, args.threads, args.batch, args.steepness))
-    print("| method | n | dtype | fwd+bwd ms | loss | runs |")
-    print("|---|---|---|---|---|---|")
-    for network in args.networks.split(","):
+    print("PyTorch %s, numpy %s, %d threads, batch %d, cauchy steepness %g"
+          % (torch.__version__, np.__version__, args.threads, args.batch, args.steepness))
+    print("| method | n | dtype | wall ms | cpu ms | loss | runs |")
+    print("|---|---|---|---|---|---|---|")
+    for method in args.methods.split(","):
         for n in [int(s) for s in args.sizes.split(",")]:
             for dt in dtypes:
-                ms, loss, runs = bench_case(network, n, args.batch, getattr(torch, dt),
-                                            args.steepness, args.runs, args.max_seconds)
-                method = "diffsort_" + network
-                print("| %s | %d | %s | %.3f | %.12g | %d |" % (method, n, dt, ms, loss, runs))
+                r = bench_case(method, n, args.batch, dt, args.steepness, args.runs,
+                               args.max_seconds)
+                if "skipped" in r:
+                    continue
+                print("| %s | %d | %s | %.3f | %.3f | %.12g | %d |"
+                      % (method, n, dt, r["wall_ms"], r["cpu_ms"], r["loss"], r["runs"]))
                 sys.stdout.flush()
                 if out:
-                    out.write(json.dumps({"method": method, "n": n, "dtype": dt,
-                                          "batch": args.batch, "threads": args.threads,
-                                          "ms": ms, "loss": loss}) + "\n")
+                    out.write(json.dumps(r) + "\n")
                     out.flush()
     if out:
         out.close()

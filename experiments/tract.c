@@ -20,7 +20,10 @@
  * Output: progress on stderr; JSON lines (DESIGN.md §8): the configuration and data
  * split, one line per epoch (epoch, seconds, train_loss, test_acc, step_ms = mean wall
  * time of a training step, step_ms_median, step_cpu_ms = process CPU time per step),
- * and a last line with "final": 1; a summary table on stdout. */
+ * and a last line with "final": 1 (the last epoch's train_loss and test_acc, step
+ * times averaged over the epochs, step_ms_median the median of the epochs' medians);
+ * a summary table on stdout. No checkpoints: a run takes minutes, and the sweep
+ * (experiments/tract_sweep) reruns an unfinished cell from the start. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,10 +512,10 @@ int main(int argc, char **argv)
     if (!j)
         exit(1);
     write_config(j, &c, &d, m, threads);
-    ex_log("tract: %s, %s, %s (K = %d, lambda %g), %s lr %g, %d train / %d test, batch %d, "
-           "%d threads", task_names[c.task], model_name(&c), method_names[c.method],
-           c.precond_layers, c.lambda, optim_names[c.optim], c.lr, d.split.n_train,
-           d.split.n_test, c.batch, threads);
+    ex_log("tract: %s, %s, %s (first %d layers, lambda %g), %s lr %g, %d train / %d test, "
+           "batch %d, %d threads", task_names[c.task], model_name(&c), method_names[c.method],
+           c.precond_layers, c.method == METHOD_BASELINE ? NAN : c.lambda,
+           optim_names[c.optim], c.lr, d.split.n_train, d.split.n_test, c.batch, threads);
     long per_epoch = (d.split.n_train + c.batch - 1) / c.batch, step = 0;
     ex_progress bar;
     ex_progress_start(&bar, "train", per_epoch * c.epochs);

@@ -322,8 +322,7 @@ int da_checkpoint_get_rng(const da_checkpoint *ck, const char *name, da_rng *rng
     if (size != da_rng_state_size(rng))
         return da_set_error(DA_EFORMAT, "checkpoint rng '%s' has %zu bytes, need %zu", name,
                             size, da_rng_state_size(rng));
-    da_rng_state_load(rng, src);
-    return DA_OK;
+    return da_rng_state_load(rng, src);
 }
 
 /* ---- serialization ---- */

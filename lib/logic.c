@@ -79,18 +79,24 @@ static void gate_probs(const double *w, int hard, double *p)
         p[g] /= sum;
 }
 
-/* coef [out][4]: the bilinear form of each neuron's gate mixture */
-static void neuron_coeffs(int out_dim, const double *w, int hard, double *coef)
+/* coef [out][4]: the bilinear form of each neuron's gate mixture; probs [out][16]
+ * (may be NULL) receives the gate probabilities */
+static void neuron_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs)
 {
 #pragma omp parallel for schedule(static) if (out_dim * 16L > LOGIC_PAR_MIN)
     for (int j = 0; j < out_dim; j++) {
-        double p[DA_LOGIC_N_GATES], *c = coef + 4L * j;
+        double mine[DA_LOGIC_N_GATES], *p = probs ? probs + 16L * j : mine, *c = coef + 4L * j;
         gate_probs(w + 16L * j, hard, p);
         c[0] = c[1] = c[2] = c[3] = 0;
         for (int g = 0; g < DA_LOGIC_N_GATES; g++)
             for (int k = 0; k < 4; k++)
                 c[k] += p[g] * gate_coef[g][k];
     }
+}
+
+void da_logic_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs)
+{
+    neuron_coeffs(out_dim, w, hard, coef, probs);
 }
 
 /* ---- the fused kernels ---- */
@@ -170,15 +176,18 @@ static int layer_backward(const layer_plan *L, const double *x, const double *gy
     return DA_OK;
 }
 
-/* gw [out][16] += softmax backward of dL/dp_g = sum_k coef[g][k] S_k */
-static void logits_grad(int out_dim, const double *w, const double *coef, const double *S,
-                        double *gw)
+/* gw [out][16] += softmax backward of dL/dp_g = sum_k coef[g][k] S_k; the softmax
+ * probabilities are probs [out][16], or recomputed from w when probs is NULL */
+static void logits_grad(int out_dim, const double *w, const double *probs, const double *coef,
+                        const double *S, double *gw)
 {
 #pragma omp parallel for schedule(static) if (out_dim * 64L > LOGIC_PAR_MIN)
     for (int j = 0; j < out_dim; j++) {
         const double *s = S + 4L * j, *c = coef + 4L * j;
-        double p[DA_LOGIC_N_GATES];
-        gate_probs(w + 16L * j, 0, p);
+        double mine[DA_LOGIC_N_GATES];
+        const double *p = probs ? probs + 16L * j : mine;
+        if (!probs)
+            gate_probs(w + 16L * j, 0, mine);
         double dot = c[0] * s[0] + c[1] * s[1] + c[2] * s[2] + c[3] * s[3];
         for (int g = 0; g < DA_LOGIC_N_GATES; g++) {
             const double *k = gate_coef[g];
@@ -186,6 +195,12 @@ static void logits_grad(int out_dim, const double *w, const double *coef, const 
             gw[16L * j + g] += p[g] * (dp - dot);
         }
     }
+}
+
+void da_logic_logits_grad(int out_dim, const double *probs, const double *coef,
+                          const double *S, double *gw)
+{
+    logits_grad(out_dim, NULL, probs, coef, S, gw);
 }
 
 /* ---- argument checks ---- */
@@ -213,7 +228,7 @@ static double *coeffs_new(const char *who, int out_dim, const double *w, int har
     if (!coef)
         da_set_error(DA_ENOMEM, "%s: out of memory", who);
     else
-        neuron_coeffs(out_dim, w, hard, coef);
+        neuron_coeffs(out_dim, w, hard, coef, NULL);
     return coef;
 }
 
@@ -264,7 +279,7 @@ int da_logic_layer_backward(int batch, int in_dim, int out_dim, const int *ia, c
         layer_plan L = {batch, in_dim, out_dim, ia, ib, coef};
         rc = layer_backward(&L, x, gy, gx, S);
         if (!rc && S)
-            logits_grad(out_dim, w, coef, S, gw);
+            logits_grad(out_dim, w, NULL, coef, S, gw);
     }
     free(coef);
     free(S);
@@ -386,7 +401,7 @@ static int layer_op_forward(da_custom_args *args, double *y)
     const double *w = args->in_data[1];
     if (!da_all_finite(w, 16L * st->plan.out_dim))
         return da_set_error(DA_ENAN, "da_logic_layer: NaN or Inf in the gate logits w");
-    neuron_coeffs(st->plan.out_dim, w, st->hard, coef);
+    neuron_coeffs(st->plan.out_dim, w, st->hard, coef, NULL);
     st->plan.coef = coef;
     if (layer_forward(&st->plan, args->in_data[0], y))
         return da_set_error(DA_ENAN, "da_logic_layer: non-finite output (NaN or Inf in x)");
@@ -405,7 +420,7 @@ static int layer_op_backward(da_custom_args *args, const double *gy, double *con
         return DA_OK;
     int rc = layer_backward(&st->plan, x, gy, ig[0], S);
     if (!rc && S)
-        logits_grad(out_dim, w, st->plan.coef, S, ig[1]);
+        logits_grad(out_dim, w, NULL, st->plan.coef, S, ig[1]);
     return rc;
 }
 

@@ -62,6 +62,18 @@ int da_logic_group_sum_backward(int batch, int n, int k, double tau, const doubl
  * 2 out_dim >= in_dim so that every input is used). Writes ia, ib [out_dim]. */
 int da_logic_connections_random(da_rng *rng, int in_dim, int out_dim, int *ia, int *ib);
 
+/* ---- building blocks for network drivers that keep their own activations
+ * (lib/logicnet.c); no argument checks ----
+ * coef [out][4]: the bilinear coefficients (c0, c1, c2, c3) of every neuron's gate
+ * mixture softmax(w[j]) (hard = 1: of its argmax gate); probs [out][16] (may be NULL)
+ * receives the gate probabilities. */
+void da_logic_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs);
+/* gw [out][16] += the logit gradient of every neuron given S [out][4] = the sums over
+ * the batch of gy * (1, a, b, ab) (a, b the neuron's inputs, gy its cotangent), the
+ * probabilities probs [out][16] and coefficients coef [out][4] of da_logic_coeffs. */
+void da_logic_logits_grad(int out_dim, const double *probs, const double *coef,
+                          const double *S, double *gw);
+
 /* ---- tensor faces (one custom node each; F32 or F64) ----
  * x [batch][in_dim], w [out_dim][16] (same dtype) -> [batch][out_dim]; gradients to x and
  * w (w gets none when hard = 1). ia and ib [out_dim] are copied into ctx. F32 tensors are

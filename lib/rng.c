@@ -45,7 +45,16 @@ double da_rng_uniform_pos(da_rng *rng) { return gsl_rng_uniform_pos(rng->r); }
 
 double da_rng_normal(da_rng *rng) { return gsl_ran_gaussian_ziggurat(rng->r, 1.0); }
 
-unsigned long da_rng_int(da_rng *rng, unsigned long n) { return gsl_rng_uniform_int(rng->r, n); }
+unsigned long da_rng_int(da_rng *rng, unsigned long n)
+{
+    /* gsl_rng_uniform_int aborts (GSL's default error handler) outside this range */
+    if (n < 1 || n - 1 > gsl_rng_max(rng->r) - gsl_rng_min(rng->r)) {
+        da_set_error(DA_ERANGE, "da_rng_int: n = %lu outside [1, %lu]", n,
+                     gsl_rng_max(rng->r) - gsl_rng_min(rng->r) + 1);
+        return 0;
+    }
+    return gsl_rng_uniform_int(rng->r, n);
+}
 
 void da_rng_shuffle(da_rng *rng, int *a, int n)
 {
@@ -66,7 +75,28 @@ void da_rng_state_save(const da_rng *rng, void *buf)
     memcpy(buf, gsl_rng_state(rng->r), gsl_rng_size(rng->r));
 }
 
-void da_rng_state_load(da_rng *rng, const void *buf)
+/* gsl's mt19937 state is { unsigned long mt[624]; int mti; }: 32-bit words and the
+ * index of the next one to draw (624: regenerate first). A state with other values would
+ * draw outside the generator's range or index outside mt. */
+#define MT_N 624
+
+int da_rng_state_load(da_rng *rng, const void *buf)
 {
+    if (!rng || !buf)
+        return da_set_error(DA_EINVAL, "da_rng_state_load: NULL rng or buffer");
+    const unsigned char *p = buf;
+    unsigned long word;
+    int mti;
+    for (int i = 0; i < MT_N; i++) {
+        memcpy(&word, p + i * sizeof word, sizeof word);
+        if (word > 0xffffffffUL)
+            return da_set_error(DA_EFORMAT, "da_rng_state_load: corrupt mt19937 state (word "
+                                            "%d is %lu)", i, word);
+    }
+    memcpy(&mti, p + MT_N * sizeof word, sizeof mti);
+    if (mti < 0 || mti > MT_N)
+        return da_set_error(DA_EFORMAT, "da_rng_state_load: corrupt mt19937 state (position "
+                                        "%d)", mti);
     memcpy(gsl_rng_state(rng->r), buf, gsl_rng_size(rng->r));
+    return DA_OK;
 }

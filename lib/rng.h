@@ -14,13 +14,15 @@ void da_rng_seed(da_rng *rng, unsigned long seed);
 double da_rng_uniform(da_rng *rng);            /* [0, 1) */
 double da_rng_uniform_pos(da_rng *rng);        /* (0, 1) */
 double da_rng_normal(da_rng *rng);             /* standard normal */
-unsigned long da_rng_int(da_rng *rng, unsigned long n); /* uniform in [0, n), n >= 1 */
+/* uniform in [0, n) for 1 <= n <= 2^32; otherwise 0 with da_last_error() set (DA_ERANGE) */
+unsigned long da_rng_int(da_rng *rng, unsigned long n);
 void da_rng_shuffle(da_rng *rng, int *a, int n);        /* Fisher-Yates */
 /* The underlying gsl_rng * (for GSL's distribution functions). */
 void *da_rng_gsl(da_rng *rng);
 /* Generator state as bytes (for checkpoints): size, then save/restore. */
 size_t da_rng_state_size(const da_rng *rng);
 void da_rng_state_save(const da_rng *rng, void *buf);
-void da_rng_state_load(da_rng *rng, const void *buf);
+/* DA_EFORMAT (generator unchanged) for bytes that are not a valid mt19937 state. */
+int da_rng_state_load(da_rng *rng, const void *buf);
 
 #endif

@@ -8,6 +8,9 @@
 
 #include "refs.h"
 
+/* largest tensor accepted (elements) */
+#define REF_MAX_SIZE (1L << 40)
+
 static char err_buf[600];
 
 static ref_file *fail(ref_file *r, FILE *f, const char **err, const char *msg, const char *path)
@@ -29,6 +32,28 @@ static int grow(void **p, int n, size_t elem)
     if (!q)
         return -1;
     *p = q;
+    return 0;
+}
+
+/* the t->size numbers of a tensor into t->data: 0, 1 if truncated, -1 if out of memory.
+ * The buffer grows with the numbers read, so that dimensions announced by a corrupt
+ * file cannot force a huge allocation. */
+static int read_values(FILE *f, ref_tensor *t)
+{
+    long cap = t->size < 1024 ? (t->size ? t->size : 1) : 1024;
+    if (!(t->data = malloc((size_t)cap * sizeof *t->data)))
+        return -1;
+    for (long i = 0; i < t->size; i++) {
+        if (i == cap) {
+            cap = cap > t->size / 2 ? t->size : 2 * cap;
+            double *grown = realloc(t->data, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return -1;
+            t->data = grown;
+        }
+        if (fscanf(f, "%lf", &t->data[i]) != 1)
+            return 1;
+    }
     return 0;
 }
 
@@ -74,18 +99,16 @@ ref_file *ref_load(const char *path, const char **err)
                         continue;
                     ungetc(c, f);
                     int d;
-                    if (t->ndim >= 8 || fscanf(f, "%d", &d) != 1 || d < 0)
+                    if (t->ndim >= 8 || fscanf(f, "%d", &d) != 1 || d < 0 ||
+                        (d > 0 && t->size > REF_MAX_SIZE / d))
                         return fail(r, f, err, "bad tensor dimensions", path);
                     t->shape[t->ndim++] = d;
                     t->size *= d;
                 }
             }
-            t->data = malloc((size_t)(t->size ? t->size : 1) * sizeof(double));
-            if (!t->data)
-                return fail(r, f, err, "out of memory", path);
-            for (long i = 0; i < t->size; i++)
-                if (fscanf(f, "%lf", &t->data[i]) != 1)
-                    return fail(r, f, err, "truncated tensor data", path);
+            int rc = read_values(f, t);
+            if (rc)
+                return fail(r, f, err, rc < 0 ? "out of memory" : "truncated tensor data", path);
         } else {
             return fail(r, f, err, "unknown line", path);
         }

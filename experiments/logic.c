@@ -1,0 +1,597 @@
+/* logic.c - differentiable logic gate networks (difflogic, Petersen et al. NeurIPS 2022)
+ * on MONK-1/2/3, MNIST (the 10,000 digits of data/, a seeded 8,000 / 2,000 split) and
+ * Fashion-MNIST (60,000 train / 10,000 test): binarized inputs, n_layers x width logic
+ * layers, GroupSum(classes, tau), softmax cross-entropy, Adam (difflogic's setup).
+ *
+ * Output: progress on stderr; JSON lines (first the configuration and the data split,
+ * then per evaluation: epoch, seconds, train_loss, test_acc_soft (training-mode
+ * relaxation), test_acc_hard (argmax gates, difflogic's eval mode)); a summary table
+ * with the training throughput and the compiled (bit-parallel) evaluator on stdout.
+ * --checkpoint writes the state after every epoch atomically; --resume continues a
+ * killed run bit-exactly; --save writes the trained network (lib/logicnet.h format). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "diffalg.h"
+#include "logic_compile.h"
+
+enum { DS_MONK1, DS_MONK2, DS_MONK3, DS_MNIST, DS_FASHION };
+static const char *const dataset_names[] = {"monk1", "monk2", "monk3", "mnist", "fashion"};
+static const char *const conn_names[] = {"random", "unique"};
+
+typedef struct {
+    int dataset, layers, width, thresholds, epochs, batch, threads, resume, connections;
+    int residual_init, eval_every;
+    double tau, lr, grad_factor;
+    unsigned long seed, split_seed;
+    const char *out, *data_dir, *checkpoint, *save, *arch, *export_c, *export_v, *load;
+} config;
+
+/* per-dataset defaults (0 / NULL in config = take these) */
+static const struct {
+    const char *arch;
+    double tau, lr;
+    int epochs, batch, thresholds;
+} defaults[] = {
+    [DS_MONK1] = {"dense:L=4,W=128", 2, 0.01, 600, 32, 1},
+    [DS_MONK2] = {"dense:L=4,W=128", 2, 0.01, 600, 32, 1},
+    [DS_MONK3] = {"dense:L=4,W=128", 2, 0.01, 600, 32, 1},
+    [DS_MNIST] = {"dense:L=6,W=8000", 10, 0.01, 30, 100, 1},
+    [DS_FASHION] = {"dense:L=6,W=8000", 10, 0.01, 6, 100, 1},
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: logic --dataset monk1|monk2|monk3|mnist|fashion [--arch dense:L=6,W=8000]\n"
+          "             [--tau T] [--epochs E] [--batch B] [--lr LR] [--seed S]\n"
+          "             [--split-seed S] [--thresholds N] [--connections random|unique]\n"
+          "             [--grad-factor F] [--residual-init] [--eval-every E] [--out FILE.jsonl]\n"
+          "             [--checkpoint FILE [--resume]] [--save NET] [--threads T]\n"
+          "             [--export-c FILE.c] [--export-verilog FILE.v] [--load NET]\n"
+          "             [--data DIR] [--help]\n"
+          "Trains a differentiable logic gate network (Adam, softmax cross-entropy) and\n"
+          "reports soft and hard (argmax gate) test accuracy.\n"
+          "  --dataset     monk1..3: 124/169/122 training rows drawn by --split-seed (MONK-3\n"
+          "                with 5% label noise), all 432 rows as test; mnist: the 10,000\n"
+          "                digits of DIR (default $DA_DATA_DIR or data/), 8,000 train / 2,000\n"
+          "                test by --split-seed; fashion: Fashion-MNIST 60,000 / 10,000\n"
+          "  --arch        dense:L=<layers>,W=<neurons per layer> (defaults: monk\n"
+          "                dense:L=4,W=128; mnist, fashion dense:L=6,W=8000)\n"
+          "  --tau         GroupSum temperature (default 2 monk, 10 mnist/fashion)\n"
+          "  --epochs      passes over the training set (default 600 monk, 30 mnist,\n"
+          "                6 fashion)\n"
+          "  --batch       minibatch size (default 32 monk, 100 otherwise)\n"
+          "  --lr          Adam learning rate (default 0.01)\n"
+          "  --thresholds  input bits per feature: x > (t+1)/(N+1), t < N (default 1)\n"
+          "  --connections random (default) or unique\n"
+          "  --grad-factor gradient scale at every layer input (default 1)\n"
+          "  --residual-init  gate 'a' logit 5, others 0 (default: N(0,1) logits)\n"
+          "  --eval-every  evaluate every E epochs and at the end (default: monk 100, else 1)\n"
+          "  --seed        connections, initialization, batch order (default 1)\n"
+          "  --split-seed  the data split (default 0)\n"
+          "  --out         JSON lines: configuration, then one line per evaluation\n"
+          "  --checkpoint  write the training state to FILE after every epoch\n"
+          "  --resume      continue from the --checkpoint FILE\n"
+          "  --save        write the trained network to NET\n"
+          "  --export-c    write the compiled network as standalone C (cc -O2\n"
+          "                -DLOGICNET_MAIN FILE.c gives a program; see logic_compile.h)\n"
+          "  --export-verilog  write it as a combinational Verilog module 'logicnet'\n"
+          "  --load        evaluate (and export) a saved network instead of training\n"
+          "  --threads     OpenMP threads (default: OMP_NUM_THREADS or all)\n", f);
+}
+
+static void parse_arch(config *c)
+{
+    int L, W, used = 0;
+    if (sscanf(c->arch, "dense:L=%d,W=%d%n", &L, &W, &used) != 2 || c->arch[used] ||
+        L < 1 || L > DA_LOGICNET_MAX_LAYERS || W < 1 || W > DA_LOGICNET_MAX_WIDTH)
+        ex_die(2, "--arch '%s': expected dense:L=<1..%d>,W=<neurons>", c->arch,
+               DA_LOGICNET_MAX_LAYERS);
+    c->layers = L;
+    c->width = W;
+}
+
+static config parse_args(int argc, char **argv)
+{
+    config c = {.dataset = -1, .grad_factor = 1, .seed = 1};
+    static const struct option opts[] = {
+        {"dataset", required_argument, 0, 'D'},    {"arch", required_argument, 0, 'a'},
+        {"tau", required_argument, 0, 'T'},        {"epochs", required_argument, 0, 'e'},
+        {"batch", required_argument, 0, 'b'},      {"lr", required_argument, 0, 'l'},
+        {"seed", required_argument, 0, 's'},       {"split-seed", required_argument, 0, 'S'},
+        {"thresholds", required_argument, 0, 'n'}, {"connections", required_argument, 0, 'C'},
+        {"grad-factor", required_argument, 0, 'g'}, {"residual-init", no_argument, 0, 'R'},
+        {"eval-every", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'},
+        {"checkpoint", required_argument, 0, 'c'}, {"resume", no_argument, 0, 'r'},
+        {"save", required_argument, 0, 'w'},       {"threads", required_argument, 0, 't'},
+        {"data", required_argument, 0, 'd'},       {"help", no_argument, 0, 'h'},
+        {"export-c", required_argument, 0, 'X'},   {"export-verilog", required_argument, 0, 'V'},
+        {"load", required_argument, 0, 'L'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'D': c.dataset = ex_parse_choice("dataset", optarg, dataset_names, 5); break;
+        case 'a': c.arch = optarg; break;
+        case 'T': c.tau = ex_parse_double("tau", optarg, 1e-6, 1e9); break;
+        case 'e': c.epochs = (int)ex_parse_long("epochs", optarg, 1, 1000000); break;
+        case 'b': c.batch = (int)ex_parse_long("batch", optarg, 1, 100000); break;
+        case 'l': c.lr = ex_parse_double("lr", optarg, 0, 10); break;
+        case 's': c.seed = (unsigned long)ex_parse_long("seed", optarg, 0, 1L << 32); break;
+        case 'S':
+            c.split_seed = (unsigned long)ex_parse_long("split-seed", optarg, 0, 1L << 32);
+            break;
+        case 'n':
+            c.thresholds = (int)ex_parse_long("thresholds", optarg, 1, DA_LOGICNET_MAX_THRESHOLDS);
+            break;
+        case 'C': c.connections = ex_parse_choice("connections", optarg, conn_names, 2); break;
+        case 'g': c.grad_factor = ex_parse_double("grad-factor", optarg, 1e-6, 1e6); break;
+        case 'R': c.residual_init = 1; break;
+        case 'E': c.eval_every = (int)ex_parse_long("eval-every", optarg, 1, 1000000); break;
+        case 'o': c.out = optarg; break;
+        case 'c': c.checkpoint = optarg; break;
+        case 'r': c.resume = 1; break;
+        case 'w': c.save = optarg; break;
+        case 't': c.threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
+        case 'd': c.data_dir = optarg; break;
+        case 'X': c.export_c = optarg; break;
+        case 'L': c.load = optarg; break;
+        case 'V': c.export_v = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind < argc)
+        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (c.dataset < 0)
+        ex_die(2, "--dataset is required (see --help)");
+    if (c.resume && !c.checkpoint)
+        ex_die(2, "--resume needs --checkpoint FILE");
+    if (c.load && (c.resume || c.checkpoint))
+        ex_die(2, "--load evaluates a saved network: no --checkpoint / --resume");
+    if (!c.arch)
+        c.arch = defaults[c.dataset].arch;
+    parse_arch(&c);
+    if (!c.tau)
+        c.tau = defaults[c.dataset].tau;
+    if (!c.lr)
+        c.lr = defaults[c.dataset].lr;
+    if (!c.epochs)
+        c.epochs = defaults[c.dataset].epochs;
+    if (c.load)
+        c.epochs = 0;
+    if (!c.batch)
+        c.batch = defaults[c.dataset].batch;
+    if (!c.thresholds)
+        c.thresholds = defaults[c.dataset].thresholds;
+    if (!c.eval_every)
+        c.eval_every = c.dataset <= DS_MONK3 ? 100 : 1;
+    return c;
+}
+
+/* ---- data: a view is a float matrix and the rows of it that belong to a set ---- */
+
+typedef struct {
+    const float *x; /* [*][n_inputs] */
+    const int *y;   /* [*] */
+    int *idx;       /* [n] rows of x */
+    int n;
+} view;
+
+typedef struct {
+    int n_inputs, n_classes;
+    view train, test;
+    da_monk *monk;
+    da_dataset *ds[2];
+    da_split *split;
+    char desc[160];
+} data;
+
+static int *iota_new(int n)
+{
+    int *a = malloc((size_t)n * sizeof *a);
+    if (!a)
+        ex_die(1, "out of memory");
+    for (int i = 0; i < n; i++)
+        a[i] = i;
+    return a;
+}
+
+static void load_data(const config *c, data *d)
+{
+    memset(d, 0, sizeof *d);
+    if (c->dataset <= DS_MONK3) {
+        if (!(d->monk = da_monk_new(c->dataset + 1, c->split_seed)))
+            ex_die(1, "MONK: %s", da_last_error());
+        d->n_inputs = DA_MONK_N_INPUTS;
+        d->n_classes = 2;
+        d->train = (view){d->monk->train.x, d->monk->train.y, iota_new(d->monk->train.n),
+                          d->monk->train.n};
+        d->test = (view){d->monk->test.x, d->monk->test.y, iota_new(DA_MONK_N_ALL),
+                         DA_MONK_N_ALL};
+        snprintf(d->desc, sizeof d->desc, "MONK-%d from its rules, %d train (split seed %lu%s) "
+                 "/ all 432 test", c->dataset + 1, d->train.n, c->split_seed,
+                 c->dataset == DS_MONK3 ? ", 6 labels flipped" : "");
+        return;
+    }
+    if (c->dataset == DS_MNIST) {
+        d->ds[0] = da_mnist_load(c->data_dir);
+        if (!d->ds[0])
+            ex_die(1, "%s (run scripts/setup to fetch the digits)", da_last_error());
+        da_rng *r = da_rng_new(c->split_seed);
+        d->split = r ? da_split_new(d->ds[0]->n, 8000, 2000, r) : NULL;
+        da_rng_free(r);
+        if (!d->split)
+            ex_die(1, "split: %s", da_last_error());
+        d->train = (view){d->ds[0]->images, d->ds[0]->labels, d->split->train, 8000};
+        d->test = (view){d->ds[0]->images, d->ds[0]->labels, d->split->test, 2000};
+        snprintf(d->desc, sizeof d->desc, "MNIST digits, 8000 train / 2000 test, split seed %lu",
+                 c->split_seed);
+    } else {
+        for (int t = 0; t < 2; t++)
+            if (!(d->ds[t] = da_fashion_mnist_load(c->data_dir, 1 - t)))
+                ex_die(1, "Fashion-MNIST: %s (Debian package dataset-fashion-mnist)",
+                       da_last_error());
+        d->train = (view){d->ds[0]->images, d->ds[0]->labels, iota_new(d->ds[0]->n), d->ds[0]->n};
+        d->test = (view){d->ds[1]->images, d->ds[1]->labels, iota_new(d->ds[1]->n), d->ds[1]->n};
+        snprintf(d->desc, sizeof d->desc, "Fashion-MNIST, %d train / %d test (fixed)",
+                 d->train.n, d->test.n);
+    }
+    d->n_inputs = d->ds[0]->rows * d->ds[0]->cols;
+    d->n_classes = 10;
+}
+
+static void free_data(data *d)
+{
+    if (!d->split) {
+        free(d->train.idx);
+        free(d->test.idx);
+    }
+    da_split_free(d->split);
+    da_monk_free(d->monk);
+    da_dataset_free(d->ds[0]);
+    da_dataset_free(d->ds[1]);
+}
+
+/* x [count][n_inputs] and y [count] of rows idx[0..count-1] of v */
+static void gather(const view *v, int n_inputs, const int *idx, int count, float *x, int *y)
+{
+    for (int i = 0; i < count; i++) {
+        memcpy(x + (size_t)i * n_inputs, v->x + (size_t)idx[i] * n_inputs,
+               (size_t)n_inputs * sizeof *x);
+        y[i] = v->y[idx[i]];
+    }
+}
+
+/* ---- training and evaluation ---- */
+
+typedef struct {
+    float *x;       /* [batch][n_inputs] */
+    int *y;         /* [batch] */
+    double *bits;   /* [batch][n_bits] */
+    double *logits; /* [batch][k] */
+    double *glogits;
+    int *pred;
+} buffers;
+
+static double train_epoch(const config *c, const data *d, da_logicnet *net, da_optim *opt,
+                          buffers *B, int *order, da_rng *rng, ex_progress *bar, long *step,
+                          double *train_seconds)
+{
+    double sum = 0, t0 = ex_now();
+    int batches = 0;
+    char metrics[64];
+    memcpy(order, d->train.idx, (size_t)d->train.n * sizeof *order);
+    da_rng_shuffle(rng, order, d->train.n);
+    for (int off = 0; off < d->train.n; off += c->batch) {
+        int count = d->train.n - off < c->batch ? d->train.n - off : c->batch;
+        double loss;
+        gather(&d->train, d->n_inputs, order + off, count, B->x, B->y);
+        da_optim_zero_grad(opt);
+        if (da_logicnet_binarize(net, count, B->x, B->bits) ||
+            da_logicnet_forward(net, count, B->bits, 0, B->logits) ||
+            da_logicnet_cross_entropy(count, d->n_classes, B->logits, B->y, &loss, B->glogits) ||
+            da_logicnet_backward(net, B->glogits, NULL) || da_optim_step(opt))
+            ex_die(1, "step %ld: %s", *step + 1, da_last_error());
+        sum += loss;
+        batches++;
+        ++*step;
+        snprintf(metrics, sizeof metrics, "loss %.4f", sum / batches);
+        ex_progress_update(bar, *step, metrics);
+    }
+    *train_seconds += ex_now() - t0;
+    return sum / batches;
+}
+
+/* test accuracy in training mode (soft) and hard mode (argmax gates) */
+static void evaluate(const config *c, const data *d, da_logicnet *net, buffers *B,
+                     double *acc_soft, double *acc_hard)
+{
+    long soft = 0, hard = 0;
+    for (int off = 0; off < d->test.n; off += c->batch) {
+        int count = d->test.n - off < c->batch ? d->test.n - off : c->batch;
+        gather(&d->test, d->n_inputs, d->test.idx + off, count, B->x, B->y);
+        if (da_logicnet_binarize(net, count, B->x, B->bits) ||
+            da_logicnet_forward(net, count, B->bits, 0, B->logits) ||
+            da_logicnet_predict(net, count, B->x, B->pred, NULL))
+            ex_die(1, "evaluation: %s", da_last_error());
+        for (int i = 0; i < count; i++) {
+            const double *z = B->logits + (size_t)i * d->n_classes;
+            int best = 0;
+            for (int k = 1; k < d->n_classes; k++)
+                if (z[k] > z[best])
+                    best = k;
+            soft += best == B->y[i];
+            hard += B->pred[i] == B->y[i];
+        }
+    }
+    *acc_soft = (double)soft / d->test.n;
+    *acc_hard = (double)hard / d->test.n;
+}
+
+/* ---- checkpoints: gate logits, optimizer state, rng, epoch, times ---- */
+
+static void save_state(const char *path, const da_logicnet *net, const da_optim *opt,
+                       const da_rng *rng, int epoch, const double times[2])
+{
+    da_checkpoint *ck = da_checkpoint_new();
+    char name[32];
+    size_t n = da_optim_state_size(opt);
+    int rc = ck ? DA_OK : DA_ENOMEM;
+    for (int l = 0; l < net->n_layers && !rc; l++) {
+        snprintf(name, sizeof name, "w%d", l);
+        rc = da_checkpoint_put_tensor(ck, name, net->w[l]);
+    }
+    void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
+    if (!rc && !st)
+        rc = da_last_error_code();
+    if (!rc)
+        rc = da_optim_state_save(opt, st, n);
+    if (!rc)
+        rc = da_checkpoint_put_rng(ck, "rng", rng);
+    if (!rc)
+        rc = da_checkpoint_put_long(ck, "epoch", epoch);
+    if (!rc)
+        rc = da_checkpoint_put(ck, "times", times, 2 * sizeof *times);
+    if (!rc)
+        rc = da_checkpoint_save(ck, path);
+    da_checkpoint_free(ck);
+    if (rc)
+        ex_die(1, "writing the checkpoint: %s", da_last_error());
+}
+
+static int load_state(const char *path, da_logicnet *net, da_optim *opt, da_rng *rng,
+                      double times[2])
+{
+    da_checkpoint *ck;
+    char name[32];
+    long epoch = 0;
+    size_t n;
+    int rc = da_checkpoint_load(path, &ck);
+    for (int l = 0; l < net->n_layers && !rc; l++) {
+        snprintf(name, sizeof name, "w%d", l);
+        rc = da_checkpoint_get_tensor(ck, name, net->w[l]);
+    }
+    const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
+    if (!rc && !st)
+        rc = da_last_error_code();
+    if (!rc)
+        rc = da_optim_state_load(opt, st, n);
+    if (!rc)
+        rc = da_checkpoint_get_rng(ck, "rng", rng);
+    if (!rc)
+        rc = da_checkpoint_get_long(ck, "epoch", &epoch);
+    const double *t = rc ? NULL : da_checkpoint_get(ck, "times", &n);
+    if (!rc && (!t || n != 2 * sizeof *times))
+        rc = da_set_error(DA_EFORMAT, "%s: no elapsed times", path);
+    if (!rc)
+        memcpy(times, t, 2 * sizeof *times);
+    da_checkpoint_free(ck);
+    if (rc)
+        ex_die(1, "resuming: %s", da_last_error());
+    return (int)epoch;
+}
+
+static void write_config(ex_json *j, const config *c, const data *d, const da_logicnet *net,
+                         int threads, int resume_epoch)
+{
+    ex_json_begin(j);
+    ex_json_str(j, "program", "logic");
+    ex_json_str(j, "dataset", dataset_names[c->dataset]);
+    ex_json_str(j, "data", d->desc);
+    ex_json_str(j, "arch", c->arch);
+    ex_json_int(j, "n_bits", net->n_bits);
+    ex_json_int(j, "thresholds", c->thresholds);
+    ex_json_int(j, "neurons", (long)net->n_layers * net->width);
+    ex_json_str(j, "connections", conn_names[c->connections]);
+    ex_json_num(j, "tau", c->tau);
+    ex_json_num(j, "grad_factor", c->grad_factor);
+    ex_json_int(j, "residual_init", c->residual_init);
+    ex_json_int(j, "epochs", c->epochs);
+    ex_json_int(j, "batch", c->batch);
+    ex_json_str(j, "optimizer", "adam");
+    ex_json_num(j, "lr", c->lr);
+    ex_json_str(j, "dtype", "f64");
+    ex_json_int(j, "seed", (long)c->seed);
+    ex_json_int(j, "threads", threads);
+    if (d->split) {
+        ex_json_split(j, d->split, c->split_seed);
+    } else {
+        ex_json_int(j, "split_seed", (long)c->split_seed);
+        ex_json_int(j, "split_n_train", d->train.n);
+        ex_json_int(j, "split_n_test", d->test.n);
+    }
+    if (resume_epoch)
+        ex_json_int(j, "resumed_after_epoch", resume_epoch);
+    ex_json_end(j);
+}
+
+/* the compiled bit-parallel evaluator on the test set: gate counts, agreement with the
+ * hard mode, images per second on the calling thread; the last JSON line (the final
+ * result) repeats the final metrics next to the compiled ones */
+static void report_compiled(const config *c, const data *d, const da_logicnet *net,
+                            ex_summary *s, ex_json *j, const double final[3],
+                            double train_rate)
+{
+    double acc_hard = final[2];
+    da_logic_circuit *circ = da_logic_circuit_new(net);
+    if (!circ)
+        ex_die(1, "compiling the network: %s", da_last_error());
+    if (c->export_c && da_logic_circuit_export_c(circ, c->export_c))
+        ex_die(1, "exporting C: %s", da_last_error());
+    if (c->export_v && da_logic_circuit_export_verilog(circ, "logicnet", c->export_v))
+        ex_die(1, "exporting Verilog: %s", da_last_error());
+    int n = d->test.n, *pred = malloc((size_t)n * sizeof *pred), *y = malloc((size_t)n * sizeof *y);
+    float *x = malloc((size_t)n * d->n_inputs * sizeof *x);
+    if (!pred || !y || !x)
+        ex_die(1, "out of memory");
+    gather(&d->test, d->n_inputs, d->test.idx, n, x, y);
+    double t0 = ex_now();
+    int reps = 0;
+    do {
+        if (da_logic_circuit_predict(circ, n, x, pred))
+            ex_die(1, "compiled evaluation: %s", da_last_error());
+        reps++;
+    } while (ex_now() - t0 < 0.5);
+    double rate = (double)n * reps / (ex_now() - t0);
+    long correct = 0;
+    for (int i = 0; i < n; i++)
+        correct += pred[i] == y[i];
+    da_logic_circuit_stats st = da_logic_circuit_get_stats(circ);
+    ex_summary_add(s, "compiled gates", "%ld of %ld after dead-gate elimination and folding",
+                   st.gates_after, st.gates_before);
+    ex_summary_add(s, "compiled test_acc", "%.4f (hard mode %.4f)", (double)correct / n,
+                   acc_hard);
+    ex_summary_add(s, "compiled speed", "%.3g samples/s on 1 thread (64 per word)", rate);
+    ex_json_begin(j);
+    ex_json_int(j, "epoch", c->epochs);
+    ex_json_num(j, "train_loss", final[0]);
+    ex_json_num(j, "test_acc_soft", final[1]);
+    ex_json_num(j, "test_acc_hard", final[2]);
+    ex_json_num(j, "train_samples_per_s", train_rate);
+    ex_json_int(j, "compiled_gates_before", st.gates_before);
+    ex_json_int(j, "compiled_gates_after", st.gates_after);
+    ex_json_num(j, "compiled_test_acc", (double)correct / n);
+    ex_json_num(j, "compiled_samples_per_s", rate);
+    ex_json_end(j);
+    free(pred);
+    free(y);
+    free(x);
+    da_logic_circuit_free(circ);
+}
+
+int main(int argc, char **argv)
+{
+    ex_set_program_name(argv[0]);
+    config c = parse_args(argc, argv);
+    int threads = ex_set_threads(c.threads);
+    data d;
+    load_data(&c, &d);
+    da_logicnet_cfg ncfg = da_logicnet_default_cfg(d.n_inputs, c.layers, c.width, d.n_classes);
+    ncfg.n_thresholds = c.thresholds;
+    ncfg.tau = c.tau;
+    ncfg.connections = c.connections;
+    ncfg.grad_factor = c.grad_factor;
+    ncfg.residual_init = c.residual_init;
+    ncfg.seed = c.seed;
+    da_logicnet *net = c.load ? da_logicnet_load(c.load) : da_logicnet_new(&ncfg);
+    if (!net)
+        ex_die(1, "%s the network: %s", c.load ? "loading" : "building", da_last_error());
+    if (net->n_inputs != d.n_inputs || net->n_classes != d.n_classes)
+        ex_die(1, "%s: %d inputs and %d classes, the data set has %d and %d", c.load,
+               net->n_inputs, net->n_classes, d.n_inputs, d.n_classes);
+    if (c.load) { /* describe the loaded network */
+        static char arch[64];
+        snprintf(arch, sizeof arch, "dense:L=%d,W=%d", net->n_layers, net->width);
+        c.arch = arch;
+        c.layers = net->n_layers;
+        c.width = net->width;
+        c.tau = net->tau;
+        c.thresholds = net->n_thresholds;
+    }
+    da_optim_cfg ocfg = da_adam_cfg(c.lr);
+    da_optim *opt = da_optim_new(net->w, net->n_layers, &ocfg);
+    da_rng *rng = da_rng_new(c.seed + 1000003UL);
+    int k = d.n_classes, bmax = c.batch;
+    buffers B = {malloc((size_t)bmax * d.n_inputs * sizeof(float)), malloc((size_t)bmax * sizeof(int)),
+                 malloc((size_t)bmax * net->n_bits * sizeof(double)),
+                 malloc((size_t)bmax * k * sizeof(double)), malloc((size_t)bmax * k * sizeof(double)),
+                 malloc((size_t)bmax * sizeof(int))};
+    int *order = malloc((size_t)d.train.n * sizeof *order);
+    if (!opt || !rng || !B.x || !B.y || !B.bits || !B.logits || !B.glogits || !B.pred || !order)
+        ex_die(1, "setup: %s", da_last_error());
+    double times[2] = {0, 0}; /* wall seconds, training-step seconds */
+    int start = c.resume ? load_state(c.checkpoint, net, opt, rng, times) : 0;
+    ex_json *j = ex_json_open(c.out, c.resume);
+    if (!j)
+        exit(1);
+    write_config(j, &c, &d, net, threads, start);
+    long neurons = (long)c.layers * c.width;
+    ex_log("logic: %s; %s, %d bits, %ld neurons, tau %g, batch %d, Adam lr %g, %d threads%s",
+           d.desc, c.arch, net->n_bits, neurons, c.tau, c.batch, c.lr, threads,
+           start ? ", resumed" : "");
+    long steps_per_epoch = (d.train.n + c.batch - 1) / c.batch, step = start * steps_per_epoch;
+    ex_progress bar = {0};
+    if (c.epochs > start)
+        ex_progress_start(&bar, "train", steps_per_epoch * c.epochs);
+    bar.t0 -= times[0];
+    double t0 = ex_now() - times[0], train_loss = 0, acc_soft = 0, acc_hard = 0;
+    for (int epoch = start + 1; epoch <= c.epochs; epoch++) {
+        train_loss = train_epoch(&c, &d, net, opt, &B, order, rng, &bar, &step, &times[1]);
+        times[0] = ex_now() - t0;
+        if (epoch % c.eval_every == 0 || epoch == c.epochs) {
+            evaluate(&c, &d, net, &B, &acc_soft, &acc_hard);
+            times[0] = ex_now() - t0;
+            ex_log("epoch %d/%d  train_loss %.4f  test_acc_soft %.4f  test_acc_hard %.4f  "
+                   "%.1f s", epoch, c.epochs, train_loss, acc_soft, acc_hard, times[0]);
+            ex_json_begin(j);
+            ex_json_int(j, "epoch", epoch);
+            ex_json_num(j, "seconds", times[0]);
+            ex_json_num(j, "train_loss", train_loss);
+            ex_json_num(j, "test_acc_soft", acc_soft);
+            ex_json_num(j, "test_acc_hard", acc_hard);
+            ex_json_end(j);
+        }
+        if (c.checkpoint)
+            save_state(c.checkpoint, net, opt, rng, epoch, times);
+    }
+    if (c.epochs > start)
+        ex_progress_end(&bar);
+    if (start >= c.epochs)
+        evaluate(&c, &d, net, &B, &acc_soft, &acc_hard);
+    if (c.save && da_logicnet_save(net, c.save))
+        ex_die(1, "saving the network: %s", da_last_error());
+    long trained = (long)c.epochs * d.train.n; /* times[1] covers every epoch */
+    ex_summary s = {0};
+    ex_summary_add(&s, "network", "%s, %d input bits (%d thresholds), %ld neurons, tau %g",
+                   c.arch, net->n_bits, c.thresholds, neurons, c.tau);
+    ex_summary_add(&s, "data", "%s", d.desc);
+    ex_summary_add(&s, "training", "%d epochs, batch %d, Adam lr %g, seed %lu", c.epochs,
+                   c.batch, c.lr, c.seed);
+    ex_summary_add(&s, "final train_loss", "%.4f", train_loss);
+    ex_summary_add(&s, "final test_acc_soft", "%.4f", acc_soft);
+    ex_summary_add(&s, "final test_acc_hard", "%.4f", acc_hard);
+    double rate = times[1] > 0 ? trained / times[1] : 0, final[3] = {train_loss, acc_soft, acc_hard};
+    if (rate > 0)
+        ex_summary_add(&s, "training speed", "%.0f samples/s, %.3g neuron-samples/s (%d threads)",
+                       rate, rate * neurons, threads);
+    report_compiled(&c, &d, net, &s, j, final, rate);
+    ex_summary_add(&s, "wall time", "%.1f s on %d threads", ex_now() - t0, threads);
+    ex_summary_print(&s, stdout);
+    ex_json_close(j);
+    free(B.x);
+    free(B.y);
+    free(B.bits);
+    free(B.logits);
+    free(B.glogits);
+    free(B.pred);
+    free(order);
+    da_optim_free(opt);
+    da_rng_free(rng);
+    da_logicnet_free(net);
+    free_data(&d);
+    return 0;
+}

@@ -1,0 +1,554 @@
+/* logicnet.c - difflogic networks: binarization, layers, GroupSum, training forward and
+ * backward through the fused kernels of logic.c, hard predictions, tensor face
+ * (logicnet.h). Paper: Petersen et al., NeurIPS 2022: eq. (3) for a neuron, Section 3.2
+ * for GroupSum, Section 3.3 / the public code for the connection schemes. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logicnet_impl.h"
+#include "rng.h"
+
+/* residual initialization: the logit of gate 3 ("a") */
+#define RESIDUAL_LOGIT 5.0
+#define PREDICT_CHUNK 256
+
+static void free_workspace(da_logicnet *net);
+
+da_logicnet_cfg da_logicnet_default_cfg(int n_inputs, int n_layers, int width, int n_classes)
+{
+    return (da_logicnet_cfg){.n_inputs = n_inputs, .n_thresholds = 1, .thresholds = NULL,
+                             .n_layers = n_layers, .width = width, .n_classes = n_classes,
+                             .tau = 1, .connections = DA_LOGIC_RANDOM, .grad_factor = 1,
+                             .residual_init = 0, .seed = 0};
+}
+
+static int check_cfg(const da_logicnet_cfg *c)
+{
+    static const char who[] = "da_logicnet_new";
+    if (c->n_inputs < 1 || c->n_layers < 1 || c->n_layers > DA_LOGICNET_MAX_LAYERS ||
+        c->n_thresholds < 1 || c->n_thresholds > DA_LOGICNET_MAX_THRESHOLDS ||
+        c->n_classes < 1 || c->width < 1 || c->width > DA_LOGICNET_MAX_WIDTH)
+        return da_set_error(DA_ERANGE, "%s: n_inputs %d, n_thresholds %d, n_layers %d, width "
+                            "%d or n_classes %d out of range", who, c->n_inputs,
+                            c->n_thresholds, c->n_layers, c->width, c->n_classes);
+    long n_bits = (long)c->n_inputs * c->n_thresholds;
+    if (n_bits > DA_LOGICNET_MAX_BITS)
+        return da_set_error(DA_ERANGE, "%s: %ld input bits (at most %d)", who, n_bits,
+                            DA_LOGICNET_MAX_BITS);
+    if (c->width % c->n_classes)
+        return da_set_error(DA_ERANGE, "%s: width %d is not a multiple of n_classes %d", who,
+                            c->width, c->n_classes);
+    if (2L * c->width < n_bits)
+        return da_set_error(DA_ERANGE, "%s: width %d < half the %ld input bits (some bits "
+                            "would be unused)", who, c->width, n_bits);
+    if (c->connections != DA_LOGIC_RANDOM && c->connections != DA_LOGIC_UNIQUE)
+        return da_set_error(DA_EINVAL, "%s: unknown connection scheme %d", who, c->connections);
+    if (c->connections == DA_LOGIC_UNIQUE &&
+        (c->width > n_bits * (n_bits - 1) / 2 ||
+         (c->n_layers > 1 && c->width > (long)c->width * (c->width - 1) / 2)))
+        return da_set_error(DA_ERANGE, "%s: not enough distinct input pairs for %d unique "
+                            "connections", who, c->width);
+    if (!isfinite(c->tau) || !isfinite(c->grad_factor))
+        return da_set_error(DA_ENAN, "%s: tau or grad_factor is NaN or Inf", who);
+    if (c->tau <= 0 || c->grad_factor <= 0)
+        return da_set_error(DA_ERANGE, "%s: tau = %g and grad_factor = %g must be > 0", who,
+                            c->tau, c->grad_factor);
+    if (c->thresholds && !da_all_finite(c->thresholds, c->n_thresholds))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf threshold", who);
+    return DA_OK;
+}
+
+/* difflogic's "unique" scheme (see logicnet.h) */
+static int connections_unique(da_rng *rng, int in_dim, int out_dim, int *ia, int *ib)
+{
+    int n = 0;
+    for (int start = 0; start < 2 && n < out_dim; start++) /* offset 1: even, then odd */
+        for (int i = start; i + 1 < in_dim && n < out_dim; i += 2, n++)
+            ia[n] = i, ib[n] = i + 1;
+    for (int d = 2; d < in_dim && n < out_dim; d++)
+        for (int i = 0; i + d < in_dim && n < out_dim; i++, n++)
+            ia[n] = i, ib[n] = i + d;
+    int *perm = malloc((size_t)out_dim * sizeof *perm), *tmp = malloc((size_t)out_dim * sizeof *tmp);
+    int rc = perm && tmp ? DA_OK : da_set_error(DA_ENOMEM, "da_logicnet_new: out of memory");
+    if (!rc) { /* a random order of the neurons */
+        for (int j = 0; j < out_dim; j++)
+            perm[j] = j;
+        da_rng_shuffle(rng, perm, out_dim);
+        for (int j = 0; j < out_dim; j++)
+            tmp[j] = ia[perm[j]];
+        memcpy(ia, tmp, (size_t)out_dim * sizeof *tmp);
+        for (int j = 0; j < out_dim; j++)
+            tmp[j] = ib[perm[j]];
+        memcpy(ib, tmp, (size_t)out_dim * sizeof *tmp);
+    }
+    free(perm);
+    free(tmp);
+    return rc;
+}
+
+da_logicnet *da_logicnet_alloc(int n_inputs, int n_thresholds, int n_layers, int width,
+                               int n_classes)
+{
+    da_logicnet *net = calloc(1, sizeof *net);
+    if (!net) {
+        da_set_error(DA_ENOMEM, "da_logicnet: out of memory");
+        return NULL;
+    }
+    net->n_inputs = n_inputs;
+    net->n_thresholds = n_thresholds;
+    net->n_bits = n_inputs * n_thresholds;
+    net->n_layers = n_layers;
+    net->width = width;
+    net->n_classes = n_classes;
+    net->thresholds = malloc((size_t)n_thresholds * sizeof *net->thresholds);
+    net->dims = malloc((size_t)(n_layers + 1) * sizeof *net->dims);
+    net->ia = calloc((size_t)n_layers, sizeof *net->ia);
+    net->ib = calloc((size_t)n_layers, sizeof *net->ib);
+    net->w = calloc((size_t)n_layers, sizeof *net->w);
+    int ok = net->thresholds && net->dims && net->ia && net->ib && net->w;
+    int wshape[2] = {width, DA_LOGIC_N_GATES};
+    for (int l = 0; ok && l < n_layers; l++) {
+        net->ia[l] = malloc((size_t)width * sizeof **net->ia);
+        net->ib[l] = malloc((size_t)width * sizeof **net->ib);
+        net->w[l] = da_tensor_new(DA_F64, 2, wshape);
+        ok = net->ia[l] && net->ib[l] && net->w[l];
+    }
+    if (!ok) {
+        da_logicnet_free(net);
+        da_set_error(DA_ENOMEM, "da_logicnet: out of memory");
+        return NULL;
+    }
+    net->tau = net->grad_factor = 1;
+    net->dims[0] = net->n_bits;
+    for (int l = 1; l <= n_layers; l++)
+        net->dims[l] = width;
+    return net;
+}
+
+da_logicnet *da_logicnet_new(const da_logicnet_cfg *cfg)
+{
+    if (!cfg) {
+        da_set_error(DA_EINVAL, "da_logicnet_new: NULL cfg");
+        return NULL;
+    }
+    if (check_cfg(cfg))
+        return NULL;
+    da_logicnet *net = da_logicnet_alloc(cfg->n_inputs, cfg->n_thresholds, cfg->n_layers,
+                                         cfg->width, cfg->n_classes);
+    da_rng *rng = net ? da_rng_new(cfg->seed) : NULL;
+    if (!rng) {
+        da_logicnet_free(net);
+        return NULL;
+    }
+    net->tau = cfg->tau;
+    net->grad_factor = cfg->grad_factor;
+    net->connections = cfg->connections;
+    for (int t = 0; t < cfg->n_thresholds; t++)
+        net->thresholds[t] = cfg->thresholds ? cfg->thresholds[t]
+                                             : (t + 1.0) / (cfg->n_thresholds + 1.0);
+    int rc = DA_OK;
+    for (int l = 0; l < net->n_layers && !rc; l++) {
+        if (cfg->connections == DA_LOGIC_UNIQUE)
+            rc = connections_unique(rng, net->dims[l], net->width, net->ia[l], net->ib[l]);
+        else
+            rc = da_logic_connections_random(rng, net->dims[l], net->width, net->ia[l],
+                                             net->ib[l]);
+        double *w = net->w[l]->data;
+        for (long i = 0; i < net->w[l]->size; i++)
+            w[i] = cfg->residual_init ? (i % DA_LOGIC_N_GATES == 3) * RESIDUAL_LOGIT
+                                      : da_rng_normal(rng);
+    }
+    da_rng_free(rng);
+    if (rc) {
+        da_logicnet_free(net);
+        return NULL;
+    }
+    return net;
+}
+
+void da_logicnet_free(da_logicnet *net)
+{
+    if (!net)
+        return;
+    for (int l = 0; l < net->n_layers; l++) {
+        if (net->ia)
+            free(net->ia[l]);
+        if (net->ib)
+            free(net->ib[l]);
+        if (net->w)
+            da_tensor_free(net->w[l]);
+    }
+    free(net->ia);
+    free(net->ib);
+    free(net->w);
+    free(net->thresholds);
+    free(net->dims);
+    free_workspace(net);
+    free(net);
+}
+
+static int max_dim(const da_logicnet *net)
+{
+    return net->n_bits > net->width ? net->n_bits : net->width;
+}
+
+int da_logicnet_binarize(const da_logicnet *net, int batch, const float *x, double *bits)
+{
+    static const char who[] = "da_logicnet_binarize";
+    if (!net || !x || !bits)
+        return da_set_error(DA_EINVAL, "%s: NULL net, x or bits", who);
+    if (batch < 1)
+        return da_set_error(DA_ERANGE, "%s: batch = %d must be >= 1", who, batch);
+    int n = net->n_inputs;
+    if (!da_all_finite_f32(x, (long)batch * n))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in x", who);
+    for (int b = 0; b < batch; b++)
+        for (int t = 0; t < net->n_thresholds; t++)
+            for (int i = 0; i < n; i++)
+                bits[(size_t)b * net->n_bits + (size_t)t * n + i] =
+                    x[(size_t)b * n + i] > net->thresholds[t];
+    return DA_OK;
+}
+
+/* ---- training forward / backward ----
+ * The driver keeps activations feature-major, act[l] [dims[l]][batch], so that a
+ * neuron's forward and backward are streams over the batch (vectorized) instead of
+ * gathers inside a row. The forward runs in parallel over neurons; the backward splits
+ * the batch into one contiguous range per thread (each thread owns those columns of the
+ * input gradient) and reduces the per-neuron sums S in thread order: deterministic
+ * for a given thread count. */
+
+#define PAR_MIN 32768L
+
+static double *act(const da_logicnet *net, int l)
+{
+    return net->ws + (size_t)l * net->ws_batch * max_dim(net);
+}
+
+static void free_workspace(da_logicnet *net)
+{
+    free(net->ws);
+    free(net->ws_grad[0]);
+    free(net->ws_grad[1]);
+    free(net->ws_coef);
+    free(net->ws_probs);
+    free(net->ws_part);
+    net->ws = net->ws_grad[0] = net->ws_grad[1] = NULL;
+    net->ws_coef = net->ws_probs = net->ws_part = NULL;
+    net->ws_batch = net->ws_valid = 0;
+}
+
+static int ensure_workspace(da_logicnet *net, int batch)
+{
+    int nt = omp_get_max_threads();
+    if (net->ws && net->ws_batch >= batch && net->ws_threads >= nt)
+        return DA_OK;
+    free_workspace(net);
+    size_t per = (size_t)batch * max_dim(net), L = (size_t)net->n_layers, W = (size_t)net->width;
+    net->ws = malloc((L + 1) * per * sizeof *net->ws);
+    net->ws_grad[0] = malloc(per * sizeof *net->ws_grad[0]);
+    net->ws_grad[1] = malloc(per * sizeof *net->ws_grad[1]);
+    net->ws_coef = malloc(L * W * 4 * sizeof *net->ws_coef);
+    net->ws_probs = malloc(L * W * DA_LOGIC_N_GATES * sizeof *net->ws_probs);
+    net->ws_part = malloc(((size_t)nt + 1) * W * 4 * sizeof *net->ws_part);
+    if (!net->ws || !net->ws_grad[0] || !net->ws_grad[1] || !net->ws_coef || !net->ws_probs ||
+        !net->ws_part) {
+        free_workspace(net);
+        return da_set_error(DA_ENOMEM, "da_logicnet: out of memory for a batch of %d", batch);
+    }
+    net->ws_batch = batch;
+    net->ws_threads = nt;
+    return DA_OK;
+}
+
+/* y [out][B] = c0 + c1 a + (c2 + c3 a) b with a, b the rows ia[j], ib[j] of x [in][B] */
+static void fm_forward(int B, int out, const int *ia, const int *ib, const double *coef,
+                       const double *x, double *y)
+{
+#pragma omp parallel for schedule(static) if ((long)B * out > PAR_MIN)
+    for (int j = 0; j < out; j++) {
+        const double *a = x + (size_t)ia[j] * B, *b = x + (size_t)ib[j] * B, *c = coef + 4L * j;
+        double *restrict yj = y + (size_t)j * B;
+        for (int s = 0; s < B; s++)
+            yj[s] = c[0] + c[1] * a[s] + (c[2] + c[3] * a[s]) * b[s];
+    }
+}
+
+/* S [out][4] = sums over the batch of gy * (1, a, b, ab) and, if gx [in][B] is not
+ * NULL, gx += d(sum gy * y)/dx; part is scratch [threads][out][4] */
+static void fm_backward(int B, int out, const int *ia, const int *ib, const double *coef,
+                        const double *x, const double *gy, double *gx, double *part,
+                        int threads, double *S)
+{
+    int nt = (long)B * out > PAR_MIN ? threads : 1;
+#pragma omp parallel num_threads(nt)
+    {
+        int used = omp_get_num_threads(), t = omp_get_thread_num();
+        int s0 = (int)((long)B * t / used), s1 = (int)((long)B * (t + 1) / used);
+        double *mine = part + (size_t)t * out * 4;
+        for (int j = 0; j < out; j++) {
+            const double *a = x + (size_t)ia[j] * B, *b = x + (size_t)ib[j] * B;
+            const double *g = gy + (size_t)j * B, *c = coef + 4L * j;
+            double m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+            for (int s = s0; s < s1; s++) {
+                double gb = g[s] * b[s];
+                m0 += g[s];
+                m1 += g[s] * a[s];
+                m2 += gb;
+                m3 += gb * a[s];
+            }
+            double *p = mine + 4L * j;
+            p[0] = m0, p[1] = m1, p[2] = m2, p[3] = m3;
+            if (gx) {
+                double *ga = gx + (size_t)ia[j] * B, *gb = gx + (size_t)ib[j] * B;
+                for (int s = s0; s < s1; s++) {
+                    double da = g[s] * (c[1] + c[3] * b[s]), db = g[s] * (c[2] + c[3] * a[s]);
+                    ga[s] += da;
+                    gb[s] += db;
+                }
+            }
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (long i = 0; i < 4L * out; i++) {
+            double sum = 0;
+            for (int u = 0; u < used; u++)
+                sum += part[(size_t)u * out * 4 + i];
+            S[i] = sum;
+        }
+    }
+}
+
+/* logits [B][k] = GroupSum of y [W][B] */
+static void fm_group_sum(int B, int W, int k, double tau, const double *y, double *logits)
+{
+    int m = W / k;
+    for (int s = 0; s < B; s++)
+        for (int c = 0; c < k; c++)
+            logits[(size_t)s * k + c] = 0;
+    for (int j = 0; j < W; j++)
+        for (int s = 0; s < B; s++)
+            logits[(size_t)s * k + j / m] += y[(size_t)j * B + s];
+    for (long i = 0; i < (long)B * k; i++)
+        logits[i] /= tau;
+}
+
+int da_logicnet_forward(da_logicnet *net, int batch, const double *bits, int hard,
+                        double *logits)
+{
+    static const char who[] = "da_logicnet_forward";
+    if (!net || !bits || !logits)
+        return da_set_error(DA_EINVAL, "%s: NULL net, bits or logits", who);
+    if (batch < 1)
+        return da_set_error(DA_ERANGE, "%s: batch = %d must be >= 1", who, batch);
+    if (!da_all_finite(bits, (long)batch * net->n_bits))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in bits", who);
+    int rc = ensure_workspace(net, batch);
+    if (rc)
+        return rc;
+    net->ws_valid = 0;
+    double *x0 = act(net, 0);
+    for (int s = 0; s < batch; s++)
+        for (int i = 0; i < net->n_bits; i++)
+            x0[(size_t)i * batch + s] = bits[(size_t)s * net->n_bits + i];
+    for (int l = 0; l < net->n_layers; l++) {
+        const double *w = net->w[l]->data;
+        if (!da_all_finite(w, net->w[l]->size))
+            return da_set_error(DA_ENAN, "%s: NaN or Inf in the gate logits of layer %d", who, l);
+        double *coef = net->ws_coef + (size_t)l * net->width * 4;
+        da_logic_coeffs(net->width, w, hard,
+                        coef, net->ws_probs + (size_t)l * net->width * DA_LOGIC_N_GATES);
+        fm_forward(batch, net->width, net->ia[l], net->ib[l], coef, act(net, l), act(net, l + 1));
+    }
+    fm_group_sum(batch, net->width, net->n_classes, net->tau, act(net, net->n_layers), logits);
+    if (!da_all_finite(logits, (long)batch * net->n_classes))
+        return da_set_error(DA_ENAN, "%s: non-finite logits", who);
+    if (!hard)
+        net->ws_valid = batch;
+    return DA_OK;
+}
+
+int da_logicnet_backward(da_logicnet *net, const double *glogits, double *gbits)
+{
+    static const char who[] = "da_logicnet_backward";
+    if (!net || !glogits)
+        return da_set_error(DA_EINVAL, "%s: NULL net or glogits", who);
+    if (!net->ws_valid)
+        return da_set_error(DA_ESTATE, "%s: no training-mode forward before", who);
+    int B = net->ws_valid, W = net->width, k = net->n_classes, m = W / k;
+    if (!da_all_finite(glogits, (long)B * k))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in glogits", who);
+    double *gy = net->ws_grad[0], *gx = net->ws_grad[1];
+    double *S = net->ws_part + (size_t)net->ws_threads * W * 4;
+    for (int j = 0; j < W; j++)
+        for (int s = 0; s < B; s++)
+            gy[(size_t)j * B + s] = glogits[(size_t)s * k + j / m] / net->tau;
+    for (int l = net->n_layers - 1; l >= 0; l--) {
+        int in = net->dims[l], want_gx = l > 0 || gbits;
+        double *gw = da_tensor_grad(net->w[l]);
+        if (!gw)
+            return da_set_error(DA_ENOMEM, "%s: out of memory", who);
+        const double *coef = net->ws_coef + (size_t)l * W * 4;
+        if (want_gx)
+            memset(gx, 0, (size_t)in * B * sizeof *gx);
+        fm_backward(B, W, net->ia[l], net->ib[l], coef, act(net, l), gy, want_gx ? gx : NULL,
+                    net->ws_part, net->ws_threads, S);
+        da_logic_logits_grad(W, net->ws_probs + (size_t)l * W * DA_LOGIC_N_GATES, coef, S, gw);
+        if (want_gx && net->grad_factor != 1)
+            for (long i = 0; i < (long)in * B; i++)
+                gx[i] *= net->grad_factor;
+        double *t = gy;
+        gy = gx;
+        gx = t;
+    }
+    if (gbits) /* gy now holds the gradient of the bits, feature-major */
+        for (int s = 0; s < B; s++)
+            for (int i = 0; i < net->n_bits; i++)
+                gbits[(size_t)s * net->n_bits + i] = gy[(size_t)i * B + s];
+    return DA_OK;
+}
+
+int da_logicnet_cross_entropy(int batch, int k, const double *logits, const int *labels,
+                              double *loss, double *glogits)
+{
+    static const char who[] = "da_logicnet_cross_entropy";
+    if (!logits || !labels || !loss)
+        return da_set_error(DA_EINVAL, "%s: NULL logits, labels or loss", who);
+    if (batch < 1 || k < 1)
+        return da_set_error(DA_ERANGE, "%s: batch = %d, k = %d must be >= 1", who, batch, k);
+    if (!da_all_finite(logits, (long)batch * k))
+        return da_set_error(DA_ENAN, "%s: NaN or Inf in logits", who);
+    for (int b = 0; b < batch; b++)
+        if (labels[b] < 0 || labels[b] >= k)
+            return da_set_error(DA_ERANGE, "%s: label %d of sample %d outside [0, %d)", who,
+                                labels[b], b, k);
+    double sum = 0;
+    for (int b = 0; b < batch; b++) {
+        const double *z = logits + (size_t)b * k;
+        double m = z[0], s = 0;
+        for (int c = 1; c < k; c++)
+            m = z[c] > m ? z[c] : m;
+        for (int c = 0; c < k; c++)
+            s += exp(z[c] - m);
+        sum += m + log(s) - z[labels[b]];
+        if (glogits)
+            for (int c = 0; c < k; c++)
+                glogits[(size_t)b * k + c] = (exp(z[c] - m) / s - (c == labels[b])) / batch;
+    }
+    *loss = sum / batch;
+    return DA_OK;
+}
+
+/* ---- hard predictions (through the batch-major kernels of logic.c) ---- */
+
+/* logits [batch][k] of x0 [batch][n_bits], layer outputs alternating in buf[0..1] */
+static int run_layers(const da_logicnet *net, int batch, int hard, double *const buf[2],
+                      double *logits)
+{
+    for (int l = 0; l < net->n_layers; l++) {
+        int rc = da_logic_layer_forward(batch, net->dims[l], net->width, net->ia[l], net->ib[l],
+                                        net->w[l]->data, buf[l & 1], hard, buf[(l + 1) & 1]);
+        if (rc)
+            return rc;
+    }
+    return da_logic_group_sum(batch, net->width, net->n_classes, net->tau,
+                              buf[net->n_layers & 1], logits);
+}
+
+int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *pred,
+                        double *logits)
+{
+    static const char who[] = "da_logicnet_predict";
+    if (!net || !x || !pred)
+        return da_set_error(DA_EINVAL, "%s: NULL net, x or pred", who);
+    if (batch < 1)
+        return da_set_error(DA_ERANGE, "%s: batch = %d must be >= 1", who, batch);
+    int k = net->n_classes, rc = DA_OK;
+    size_t per = (size_t)PREDICT_CHUNK * max_dim(net);
+    double *buf[2] = {malloc(per * sizeof(double)), malloc(per * sizeof(double))};
+    double *z = malloc((size_t)PREDICT_CHUNK * k * sizeof *z);
+    if (!buf[0] || !buf[1] || !z)
+        rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
+    for (int off = 0; off < batch && !rc; off += PREDICT_CHUNK) {
+        int n = batch - off < PREDICT_CHUNK ? batch - off : PREDICT_CHUNK;
+        rc = da_logicnet_binarize(net, n, x + (size_t)off * net->n_inputs, buf[0]);
+        if (!rc)
+            rc = run_layers(net, n, 1, buf, z);
+        for (int b = 0; b < n && !rc; b++) {
+            const double *zb = z + (size_t)b * k;
+            int best = 0;
+            for (int c = 1; c < k; c++)
+                if (zb[c] > zb[best])
+                    best = c;
+            pred[off + b] = best;
+        }
+        if (!rc && logits)
+            memcpy(logits + (size_t)off * k, z, (size_t)n * k * sizeof *z);
+    }
+    free(buf[0]);
+    free(buf[1]);
+    free(z);
+    return rc;
+}
+
+int da_logicnet_gates(const da_logicnet *net, int layer, int *gate)
+{
+    if (!net || !gate)
+        return da_set_error(DA_EINVAL, "da_logicnet_gates: NULL net or gate");
+    if (layer < 0 || layer >= net->n_layers)
+        return da_set_error(DA_ERANGE, "da_logicnet_gates: layer %d outside [0, %d)", layer,
+                            net->n_layers);
+    const double *w = net->w[layer]->data;
+    for (int j = 0; j < net->width; j++) {
+        const double *wj = w + (size_t)j * DA_LOGIC_N_GATES;
+        int arg = 0;
+        for (int g = 1; g < DA_LOGIC_N_GATES; g++)
+            if (wj[g] > wj[arg])
+                arg = g;
+        gate[j] = arg;
+    }
+    return DA_OK;
+}
+
+/* ---- tensor face ---- */
+
+static int grad_factor_forward(da_custom_args *args, double *y)
+{
+    memcpy(y, args->in_data[0], (size_t)args->out->size * sizeof *y);
+    return DA_OK;
+}
+
+static int grad_factor_backward(da_custom_args *args, const double *gy, double *const *ig)
+{
+    const double f = *(const double *)args->state;
+    if (ig[0])
+        for (long i = 0; i < args->out->size; i++)
+            ig[0][i] += f * gy[i];
+    return DA_OK;
+}
+
+da_tensor *da_logicnet_op(da_ctx *ctx, const da_logicnet *net, da_tensor *bits,
+                          da_tensor *const *w, int hard)
+{
+    static const char who[] = "da_logicnet_op";
+    if (!ctx || !net || !bits) {
+        if (!bits && da_last_error_code())
+            return NULL;
+        da_set_error(DA_EINVAL, "%s: NULL ctx, net or bits", who);
+        return NULL;
+    }
+    if (bits->ndim != 2 || bits->shape[1] != net->n_bits) {
+        da_set_error(DA_ESHAPE, "%s: bits must be [batch][%d]", who, net->n_bits);
+        return NULL;
+    }
+    da_tensor *x = bits;
+    for (int l = 0; l < net->n_layers && x; l++) {
+        if (net->grad_factor != 1)
+            x = da_op_custom(ctx, "logic_grad_factor", &x, 1, 2, x->shape, grad_factor_forward,
+                             grad_factor_backward, NULL, (void *)&net->grad_factor);
+        x = da_logic_layer(ctx, x, w ? w[l] : net->w[l], net->ia[l], net->ib[l], hard);
+    }
+    return da_logic_group_sum_op(ctx, x, net->n_classes, net->tau);
+}

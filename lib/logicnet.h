@@ -1,0 +1,146 @@
+/* logicnet.h - differentiable logic gate networks end to end (difflogic; Petersen et al.,
+ * "Deep Differentiable Logic Gate Networks", NeurIPS 2022, Sections 3.1-3.3).
+ *
+ * A network: input binarization by thresholds -> n_layers logic layers (lib/logic.h)
+ * of `width` neurons each -> GroupSum(n_classes, tau). The logits of a sample are
+ *   logits[c] = (sum of the outputs of the c-th group of width / n_classes neurons) / tau.
+ *
+ * Binarization: input feature i (of n_inputs, real-valued) and threshold t (of
+ * n_thresholds) give the bit  bits[t * n_inputs + i] = (x[i] > thresholds[t]),  so
+ * n_bits = n_thresholds * n_inputs; the first layer reads these bits.
+ *
+ * Training mode (hard = 0) relaxes every neuron to the softmax mixture of the 16 gates
+ * (eq. 3); hard mode (difflogic's eval mode) keeps each neuron's argmax gate (the
+ * first maximal logit), so its outputs are exact 0/1 bits.
+ * Connections (seeded): DA_LOGIC_RANDOM is difflogic's "random" scheme
+ * (da_logic_connections_random); DA_LOGIC_UNIQUE is its "unique" scheme: the pairs
+ * (i, i + d) of inputs, taken for offsets d = 1, 2, ... in the order (0,1), (2,3), ...
+ * then (1,2), (3,4), ... for d = 1 and i = 0, 1, ... for d >= 2, the first out_dim of
+ * them in a random order, so that no two neurons of a layer read the same pair
+ * (needs out_dim <= in_dim (in_dim - 1) / 2 and 2 out_dim >= in_dim).
+ * Initialization: gate logits N(0, 1) as difflogic, or with residual_init (the
+ * convolutional difflogic paper, NeurIPS 2024, Section 3.3) logit 5 for gate 3
+ * ("a", pass-through) and 0 for the others.
+ * grad_factor (difflogic's GradFactor): the gradient flowing into the input of every
+ * layer is multiplied by grad_factor (1 = plain backprop; ~2 helps deep networks).
+ *
+ * Saved-network file (da_logicnet_save / da_logicnet_load), all fields little-endian:
+ *   offset 0  8 bytes  magic "DALOGIC\n"
+ *          8  u32      version (1)
+ *         12  u32      n_inputs, n_thresholds, n_layers, width, n_classes (5 x u32)
+ *         32  u32      connections (0 random, 1 unique; informative)
+ *         36  u32      0 (reserved)
+ *         40  f64      tau, grad_factor
+ *         56  f64      thresholds [n_thresholds]
+ *             then per layer l: i32 ia [width], i32 ib [width], f64 w [width][16]
+ *    size - 4 u32      CRC-32 (zlib) of every byte before it
+ * The file is written atomically (da_file_write_atomic). The loader checks the magic,
+ * the version, the sizes (in range, file length exactly as implied), the CRC, the
+ * connection indices and the finiteness of tau, grad_factor, thresholds and logits:
+ * DA_EFORMAT on any mismatch, DA_EIO if the file cannot be read.
+ *
+ * Errors as everywhere (DESIGN.md §2): DA_EINVAL for NULLs, DA_ERANGE for sizes or
+ * hyperparameters out of range, DA_ENAN for NaN/Inf inputs, DA_ESTATE for a backward
+ * without a training-mode forward before it, DA_ENOMEM.
+ *
+ * Ownership: da_logicnet_new / da_logicnet_load allocate, da_logicnet_free frees (NULL
+ * is a no-op). The parameters w[l] are F64 tensors from da_tensor_new owned by the net
+ * (hand them to da_optim_new; their grads accumulate with +=, as every parameter's).
+ * The plain-array training functions (forward, backward) keep their activations in a
+ * workspace inside the net: one training stream per net at a time. */
+#ifndef DA_LOGICNET_H
+#define DA_LOGICNET_H
+
+#include "logic.h"
+#include "tensor.h"
+
+typedef enum { DA_LOGIC_RANDOM = 0, DA_LOGIC_UNIQUE = 1 } da_logic_connections;
+
+#define DA_LOGICNET_MAX_LAYERS 64
+#define DA_LOGICNET_MAX_THRESHOLDS 255
+#define DA_LOGICNET_MAX_WIDTH (1 << 24)
+#define DA_LOGICNET_MAX_BITS (1 << 24)
+
+typedef struct {
+    int n_inputs;              /* real-valued features per sample, >= 1 */
+    int n_thresholds;          /* 1 .. DA_LOGICNET_MAX_THRESHOLDS */
+    const double *thresholds;  /* [n_thresholds], or NULL: (t + 1) / (n_thresholds + 1) */
+    int n_layers;              /* 1 .. DA_LOGICNET_MAX_LAYERS */
+    int width;                 /* neurons per layer, a multiple of n_classes */
+    int n_classes;             /* >= 1 */
+    double tau;                /* > 0 */
+    da_logic_connections connections;
+    double grad_factor;        /* > 0; 1 = plain backprop */
+    int residual_init;         /* 1: gate "a" logit 5, others 0; 0: N(0, 1) logits */
+    unsigned long seed;        /* connections and initial logits */
+} da_logicnet_cfg;
+
+/* Defaults: 1 threshold (0.5), tau 1, random connections, grad_factor 1, N(0,1) init,
+ * seed 0; the sizes are the arguments. */
+da_logicnet_cfg da_logicnet_default_cfg(int n_inputs, int n_layers, int width, int n_classes);
+
+typedef struct {
+    int n_inputs, n_thresholds, n_bits, n_layers, width, n_classes;
+    double tau, grad_factor;
+    da_logic_connections connections;
+    double *thresholds;  /* [n_thresholds] */
+    int *dims;           /* [n_layers + 1]: dims[0] = n_bits, dims[l > 0] = width */
+    int **ia, **ib;      /* [n_layers][width]: inputs of each neuron in the layer below */
+    da_tensor **w;       /* [n_layers] F64 parameters [width][16] (gate logits) */
+    /* training workspace (see above; feature-major) */
+    int ws_batch, ws_valid, ws_threads;
+    double *ws;          /* [n_layers + 1][max dim][ws_batch] activations */
+    double *ws_grad[2];  /* [max dim][ws_batch] gradient ping-pong buffers */
+    double *ws_coef;     /* [n_layers][width][4] bilinear coefficients */
+    double *ws_probs;    /* [n_layers][width][16] gate probabilities */
+    double *ws_part;     /* [ws_threads + 1][width][4] per-thread sums, then S */
+} da_logicnet;
+
+/* NULL on error (cfg out of range, connections impossible). */
+da_logicnet *da_logicnet_new(const da_logicnet_cfg *cfg);
+void da_logicnet_free(da_logicnet *net);
+
+/* bits [batch][n_bits] (0.0 / 1.0) from x [batch][n_inputs]; DA_ENAN for NaN in x. */
+int da_logicnet_binarize(const da_logicnet *net, int batch, const float *x, double *bits);
+
+/* logits [batch][n_classes] of the binarized inputs bits [batch][n_bits] (values in
+ * [0, 1]; the hard mode needs them in {0, 1} to give exact bits). hard = 0 keeps the
+ * activations for da_logicnet_backward. */
+int da_logicnet_forward(da_logicnet *net, int batch, const double *bits, int hard,
+                        double *logits);
+/* Backward of the last training-mode forward for the cotangent glogits
+ * [batch][n_classes]: ACCUMULATES d(sum glogits * logits)/dw into w[l]->grad (allocated
+ * on first use). gbits [batch][n_bits] (may be NULL) receives (overwrites) the gradient
+ * with respect to the input bits (including the first layer's grad_factor). */
+int da_logicnet_backward(da_logicnet *net, const double *glogits, double *gbits);
+
+/* Mean softmax cross-entropy over the batch of logits [batch][k] and labels in [0, k);
+ * glogits [batch][k] (may be NULL) receives d loss / d logits. */
+int da_logicnet_cross_entropy(int batch, int k, const double *logits, const int *labels,
+                              double *loss, double *glogits);
+
+/* Hard-mode class predictions pred [batch] (argmax of the logits, the first maximum)
+ * of raw inputs x [batch][n_inputs]; logits [batch][n_classes] may be NULL. Uses its
+ * own workspace (does not touch the training one). */
+int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *pred,
+                        double *logits);
+
+/* The hard gate (argmax of the logits, first maximum) of every neuron of layer l:
+ * gate [width] in [0, 16). */
+int da_logicnet_gates(const da_logicnet *net, int layer, int *gate);
+
+/* Tensor face: logits [batch][n_classes] of bits [batch][n_bits] as a chain of
+ * da_logic_layer nodes (with a gradient-scaling node for grad_factor != 1) and a
+ * GroupSum node. w [n_layers] are the gate logit tensors to use ([width][16], one
+ * dtype shared with bits), NULL for the net's own. NULL on error. */
+da_tensor *da_logicnet_op(da_ctx *ctx, const da_logicnet *net, da_tensor *bits,
+                          da_tensor *const *w, int hard);
+
+/* Save / load (format above). */
+int da_logicnet_save(const da_logicnet *net, const char *path);
+da_logicnet *da_logicnet_load(const char *path);
+/* The same from / to memory: *data (malloc'd, *size bytes; free() it). */
+int da_logicnet_serialize(const da_logicnet *net, void **data, size_t *size);
+da_logicnet *da_logicnet_deserialize(const void *data, size_t size);
+
+#endif
