@@ -319,12 +319,10 @@ int da_logic_circuit_predict(const da_logic_circuit *c, long n, const float *x, 
         memset(v + 1, 0, (size_t)c->n_bits * sizeof *v);
         for (int s = 0; s < m; s++) {
             const float *xs = x + (size_t)(off + s) * c->n_inputs;
-            uint64_t bit = 1ULL << (s & 63);
             for (int t = 0; t < c->n_thresholds; t++) {
                 uint64_t (*vt)[LANES] = v + 1 + (size_t)t * c->n_inputs;
-                for (int i = 0; i < c->n_inputs; i++)
-                    if (xs[i] > c->thresholds[t])
-                        vt[i][s >> 6] |= bit;
+                for (int i = 0; i < c->n_inputs; i++) /* branch-free */
+                    vt[i][s >> 6] |= (uint64_t)(xs[i] > c->thresholds[t]) << (s & 63);
             }
         }
         eval_gates(c, v);

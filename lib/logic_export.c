@@ -11,6 +11,8 @@
 
 static const char *const op_c[] = {"&", "& ~", "^", "|"};
 
+#define C_PART_GATES 1024
+
 typedef void (*emit_fn)(const da_logic_circuit *c, const char *name, FILE *f);
 
 /* run emit into memory and write the result to path atomically */
@@ -153,12 +155,22 @@ static void emit_c(const da_logic_circuit *c, const char *name, FILE *f)
           "static const int32_t ln_out[LN_CLASSES * LN_GROUP] = {", f);
     for (int o = 0; o < c->n_out; o++)
         fprintf(f, "%s%d", o % 12 ? ", " : (o ? ",\n    " : "\n    "), c->out[o]);
-    fputs("};\n\n/* v [LN_NODES]: v[0] = 0, v[1 + i] = input bit i, then the gates */\n"
+    fputs("};\n\n", f);
+    /* the gates in functions of at most C_PART_GATES statements (compile time grows
+     * faster than linearly with the size of a function) */
+    int parts = (c->n_gates + C_PART_GATES - 1) / C_PART_GATES;
+    for (int part = 0; part < parts; part++) {
+        fprintf(f, "static void ln_gates%d(uint64_t *v)\n{\n", part);
+        for (int g = part * C_PART_GATES; g < c->n_gates && g < (part + 1) * C_PART_GATES; g++)
+            fprintf(f, "    v[%d] = v[%d] %s v[%d];\n", first + g, c->gates[g].a,
+                    op_c[c->gates[g].op], c->gates[g].b);
+        fputs("}\n\n", f);
+    }
+    fputs("/* v [LN_NODES]: v[0] = 0, v[1 + i] = input bit i, then the gates */\n"
           "void logicnet_eval(const uint64_t *in, uint64_t *v)\n{\n    v[0] = 0;\n"
           "    for (int i = 0; i < LN_BITS; i++)\n        v[1 + i] = in[i];\n", f);
-    for (int g = 0; g < c->n_gates; g++)
-        fprintf(f, "    v[%d] = v[%d] %s v[%d];\n", first + g, c->gates[g].a,
-                op_c[c->gates[g].op], c->gates[g].b);
+    for (int part = 0; part < parts; part++)
+        fprintf(f, "    ln_gates%d(v);\n", part);
     fputs("}\n\n", f);
     fputs(c_predict, f);
     fputs(c_main, f);
