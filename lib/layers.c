@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "layers.h"
+#include "precond.h"
 
 struct da_model {
     da_dtype dtype;
@@ -171,18 +172,33 @@ int da_model_add_flatten(da_model *m)
     return add_plain_layer(m, "da_model_add_flatten", DA_LAYER_FLATTEN, 1, 1);
 }
 
+/* the weight a linear/conv2d layer uses on x: W itself, or W behind the TrAct/ISAAC
+ * preconditioning node when the layer is wrapped (da_precond_wrap) */
+static da_tensor *layer_weight(da_ctx *ctx, const da_layer *l, da_tensor *x)
+{
+    if (!l->precond_kind || !x)
+        return l->W;
+    da_precond_cfg cfg = {.kind = (da_precond_kind)l->precond_kind,
+                          .lambda = l->precond_lambda,
+                          .regime = DA_PRECOND_AUTO,
+                          .stride = l->stride,
+                          .pad = l->pad};
+    return da_precond_weight(ctx, l->W, x, &cfg);
+}
+
 /* layers l[0..n_fused-1] on x: a single layer, or a fused sequence (see layers.h) */
 static da_tensor *layer_forward(da_ctx *ctx, const da_layer *l, int n_fused, da_tensor *x)
 {
+    da_tensor *W = l->W ? layer_weight(ctx, l, x) : NULL;
     switch (l->kind) {
     case DA_LAYER_LINEAR:
-        return n_fused > 1 ? da_linear_relu(ctx, x, l->W, l->b) : da_linear(ctx, x, l->W, l->b);
+        return n_fused > 1 ? da_linear_relu(ctx, x, W, l->b) : da_linear(ctx, x, W, l->b);
     case DA_LAYER_CONV2D:
         if (n_fused == 3)
-            return da_conv2d_relu_maxpool(ctx, x, l->W, l->b, l->stride, l->pad, l[2].k,
+            return da_conv2d_relu_maxpool(ctx, x, W, l->b, l->stride, l->pad, l[2].k,
                                           l[2].stride);
-        return n_fused == 2 ? da_conv2d_relu(ctx, x, l->W, l->b, l->stride, l->pad)
-                            : da_conv2d(ctx, x, l->W, l->b, l->stride, l->pad);
+        return n_fused == 2 ? da_conv2d_relu(ctx, x, W, l->b, l->stride, l->pad)
+                            : da_conv2d(ctx, x, W, l->b, l->stride, l->pad);
     case DA_LAYER_RELU: return da_relu(ctx, x);
     case DA_LAYER_MAXPOOL: return da_maxpool2d(ctx, x, l->k, l->stride);
     case DA_LAYER_AVGPOOL: return da_avgpool2d(ctx, x, l->k, l->stride);

@@ -50,6 +50,9 @@ typedef struct {
     da_tensor *W, *b; /* NULL for parameter-free layers; owned by the model */
     int in, out;      /* linear: features; conv2d: channels; 0 otherwise */
     int k, stride, pad; /* conv2d and pooling: window, stride, padding (pool: pad 0) */
+    int precond_kind;     /* linear/conv2d: 0, or a da_precond_kind set by da_precond_wrap
+                             (optim/precond.h): the weight gradient is preconditioned */
+    double precond_lambda;
 } da_layer;
 
 typedef struct da_model da_model; /* a sequence of layers; owns its parameters */

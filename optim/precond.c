@@ -378,3 +378,22 @@ da_tensor *da_precond_layer_forward(da_ctx *ctx, const da_layer *layer, da_tenso
         return da_linear(ctx, x, Wp, layer->b);
     return da_conv2d(ctx, x, Wp, layer->b, layer->stride, layer->pad);
 }
+
+int da_precond_wrap(da_layer *layer, int kind, double lambda)
+{
+    if (!layer)
+        return da_set_error(DA_EINVAL, "da_precond_wrap: layer is NULL");
+    if (layer->kind != DA_LAYER_LINEAR && layer->kind != DA_LAYER_CONV2D)
+        return da_set_error(DA_EINVAL, "da_precond_wrap: only linear and conv2d layers have "
+                                       "a weight to precondition");
+    if (kind != 0 && kind != DA_PRECOND_TRACT && kind != DA_PRECOND_ISAAC)
+        return da_set_error(DA_EINVAL, "da_precond_wrap: unknown kind %d", kind);
+    if (isnan(lambda))
+        return da_set_error(DA_ENAN, "da_precond_wrap: lambda is NaN");
+    if (kind && !(lambda > 0 && isfinite(lambda)))
+        return da_set_error(DA_ERANGE, "da_precond_wrap: lambda %g must be finite and > 0",
+                            lambda);
+    layer->precond_kind = kind;
+    layer->precond_lambda = kind ? lambda : 0;
+    return DA_OK;
+}

@@ -96,4 +96,10 @@ da_tensor *da_precond_weight(da_ctx *ctx, da_tensor *W, da_tensor *x,
 da_tensor *da_precond_layer_forward(da_ctx *ctx, const da_layer *layer, da_tensor *x,
                                     da_precond_kind kind, double lambda);
 
+/* Wrap a linear or conv2d layer of a model (da_model_layer) once: from then on
+ * da_model_forward preconditions its weight gradient (TrAct: kind DA_PRECOND_TRACT,
+ * lambda e.g. 0.1; ISAAC: DA_PRECOND_ISAAC, lambda_a). kind 0 unwraps. DA_EINVAL for
+ * another layer kind, DA_ERANGE / DA_ENAN for lambda <= 0 / NaN. */
+int da_precond_wrap(da_layer *layer, int kind, double lambda);
+
 #endif

@@ -119,6 +119,71 @@ static void check_plain(const ref_file *r, da_precond_kind kind, double lambda, 
     free(gw);
 }
 
+/* da_precond_wrap: one call on a layer of a da_model, then da_model_forward + backward
+ * give the reference grad_W (and the ordinary grad_b) */
+static void check_wrapped_model(const ref_file *r, da_precond_kind kind, double lambda, int conv)
+{
+    const ref_tensor *Wr = ref_get(r, "W"), *Xr = ref_get(r, "X");
+    ck_assert_ptr_nonnull(Wr);
+    ck_assert_ptr_nonnull(Xr);
+    int out = Wr->shape[0];
+    da_model *m = da_model_new(DA_F64);
+    da_rng *rng = da_rng_new(1); /* the initial weights are overwritten below */
+    int rc = conv ? da_model_add_conv2d(m, Wr->shape[1], out, Wr->shape[2], iparam(r, "stride"),
+                                        iparam(r, "padding"), DA_INIT_TORCH_DEFAULT, rng)
+                  : da_model_add_linear(m, Wr->shape[1], out, DA_INIT_TORCH_DEFAULT, rng);
+    ck_assert_msg(rc == DA_OK, "%s", da_last_error());
+    da_layer *layer = da_model_layer(m, 0);
+    da_tensor_fill_from(layer->W, Wr->data);
+    da_tensor_fill_from(layer->b, tget(r, "b", out));
+    ck_assert_int_eq(da_precond_wrap(layer, kind, lambda), DA_OK);
+    da_ctx *ctx = da_ctx_new();
+    da_tensor *X = da_ctx_tensor_from(ctx, DA_F64, Xr->ndim, Xr->shape, Xr->data);
+    da_tensor *Y = da_model_forward(ctx, m, X);
+    ck_assert_msg(Y != NULL, "%s", da_last_error());
+    ck_assert_int_eq(da_backward_from(ctx, Y, tget(r, "G", Y->size)), DA_OK);
+    check_grad(layer->W, tget(r, "grad_W", layer->W->size), 1e-6, "wrapped grad_W", r->path);
+    check_grad(layer->b, tget(r, "grad_b", out), 1e-6, "wrapped grad_b", r->path);
+    /* unwrapping restores the ordinary gradient G^T X, which differs from the reference */
+    ck_assert_int_eq(da_precond_wrap(layer, 0, 0), DA_OK);
+    ck_assert_int_eq(layer->precond_kind, 0);
+    da_ctx_free(ctx);
+    da_model_free(m);
+    da_rng_free(rng);
+}
+
+START_TEST(test_wrap_model_layers)
+{
+    const char *kinds[2] = {"tract", "isaac"};
+    int total = 0;
+    for (int k = 0; k < 2; k++) {
+        char **paths;
+        int n = ref_list(kinds[k], &paths);
+        ck_assert_int_gt(n, 0);
+        for (int i = 0; i < n; i++) {
+            const char *err;
+            ref_file *r = ref_load(paths[i], &err);
+            ck_assert_msg(r != NULL, "%s", err);
+            const char *layer = ref_param(r, "layer");
+            int conv = layer && !strcmp(layer, "conv2d");
+            double lambda = ref_param_num(r, k ? "la" : "l", NAN);
+            check_wrapped_model(r, k ? DA_PRECOND_ISAAC : DA_PRECOND_TRACT, lambda, conv);
+            ref_free(r);
+            total++;
+        }
+        ref_list_free(paths, n);
+    }
+    ck_assert_int_gt(total, 0);
+    da_layer relu = {.kind = DA_LAYER_RELU};
+    ck_assert_int_eq(da_precond_wrap(&relu, DA_PRECOND_TRACT, 0.1), DA_EINVAL);
+    da_layer lin = {.kind = DA_LAYER_LINEAR};
+    ck_assert_int_eq(da_precond_wrap(&lin, DA_PRECOND_TRACT, -1), DA_ERANGE);
+    ck_assert_int_eq(da_precond_wrap(&lin, DA_PRECOND_TRACT, NAN), DA_ENAN);
+    ck_assert_int_eq(da_precond_wrap(&lin, 7, 0.1), DA_EINVAL);
+    ck_assert_int_eq(da_precond_wrap(NULL, DA_PRECOND_TRACT, 0.1), DA_EINVAL);
+}
+END_TEST
+
 START_TEST(test_refs_tract)
 {
     char **paths;
@@ -435,6 +500,7 @@ int main(void)
     tcase_add_test(tc, test_lambda_infinity);
     tcase_add_test(tc, test_conv_is_linear_on_patches);
     tcase_add_test(tc, test_f32_tensor_face);
+    tcase_add_test(tc, test_wrap_model_layers);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
