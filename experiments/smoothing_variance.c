@@ -263,14 +263,14 @@ static void write_heatmap(const config *c, const setting *s, const strategy *st,
     }
     fprintf(g, "set terminal pngcairo size 1400,420\nset output '%s'\n", png);
     fprintf(g, "set title 'log10(MSE / MSE of plain MC): %s, %d samples'\n", s->name, c->samples);
-    fprintf(g, "set palette defined (-3 'blue', 0 'white', 1 'red')\nset cbrange [-3:1]\n");
+    fprintf(g, "set palette defined (-1 'blue', 0 'white', 1 'red')\nset cbrange [-1:1]\n");
     fprintf(g, "set xtics rotate by 60 right font ',8'\nset ytics (");
     for (int d = 0; d < DA_DIST_COUNT; d++)
         fprintf(g, "%s'%s' %d", d ? ", " : "", da_dist_name((da_dist)d), d);
     fprintf(g, ")\nset xtics (");
     for (int k = 0; k < n_st; k++)
         fprintf(g, "%s'%s' %d", k ? ", " : "", st[k].label, k);
-    fprintf(g, ")\nset yrange [-0.5:%d.5] reverse\nset xrange [-0.5:%d.5]\n", DA_DIST_COUNT - 1,
+    fprintf(g, ")\nset yrange [-0.5:%d.5]\nset xrange [-0.5:%d.5]\n", DA_DIST_COUNT - 1,
             n_st - 1);
     fprintf(g, "plot '%s' matrix with image notitle\n", dat);
     if (pclose(g) != 0)
