@@ -31,6 +31,8 @@ static void parse_option(const char *spec, sp_method *m, const char *key, const 
     int smooth = f == SP_SMOOTH_SOLVER || f == SP_SMOOTH_LOSS;
     if (f == SP_BLACKBOX && val && !strcmp(key, "lambda"))
         m->blackbox.lambda = number(spec, key, val, 1e-9, 1e9);
+    else if (f == SP_BLACKBOX && !val && !strcmp(key, "raw"))
+        m->blackbox_raw = 1;
     else if (relaxed && val && !strcmp(key, "beta"))
         m->relaxed.beta = number(spec, key, val, 1e-9, 1e9);
     else if (f == SP_RELAXED_FOR && val && !strcmp(key, "n_iter"))
@@ -74,7 +76,8 @@ static void canonical(sp_method *m)
     const da_smooth_cfg *s = &m->smooth;
     switch (m->family) {
     case SP_BLACKBOX:
-        snprintf(m->spec, sizeof m->spec, "%s:lambda=%g", name, m->blackbox.lambda);
+        snprintf(m->spec, sizeof m->spec, "%s:lambda=%g%s", name, m->blackbox.lambda,
+                 m->blackbox_raw ? ":raw" : "");
         break;
     case SP_RELAXED_FOR:
     case SP_RELAXED_WHILE:
@@ -293,7 +296,8 @@ static da_tensor *grid_loss(da_ctx *ctx, const sp_method *m, const sp_problem *p
 {
     switch (m->family) {
     case SP_BLACKBOX:
-        return da_sp_blackbox(ctx, cost, target, &m->blackbox);
+        return m->blackbox_raw ? da_sp_blackbox(ctx, cost, target, &m->blackbox)
+                               : da_sp_blackbox_normalized(ctx, cost, target, &m->blackbox);
     case SP_RELAXED_FOR:
     case SP_RELAXED_WHILE:
         return da_sp_relaxed(ctx, cost, target, &m->relaxed);

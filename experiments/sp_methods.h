@@ -4,7 +4,10 @@
  *
  * A method spec is a family and ':'-separated options, bare words or key=value (as
  * losses/ranking.h; defaults in brackets):
- *   blackbox[:lambda=L]                         Vlastelica et al., Hamming loss [20]
+ *   blackbox[:lambda=L][:raw]                   Vlastelica et al., Hamming loss [20]; on a
+ *                                               grid the costs are normalised per map
+ *                                               (da_sp_blackbox_normalized: without it
+ *                                               the costs drift to 0), raw: as the paper
  *   relaxed_for[:beta=B][:n_iter=N][:l1|l2][:stop_at_source]
  *   relaxed_while[:beta=B][:l1|l2][:epsilon=E][:max_iter=M]
  *                                               AlgoVision's relaxed Bellman-Ford
@@ -42,6 +45,7 @@ typedef struct {
     sp_family family;
     char spec[256]; /* canonical spec, every parameter spelled out */
     da_sp_blackbox_cfg blackbox;
+    int blackbox_raw; /* 1: the paper's form on a grid (no per-map normalisation) */
     da_sp_relaxed_cfg relaxed;
     da_sp_perturbed_cfg perturbed;
     da_smooth_cfg smooth;

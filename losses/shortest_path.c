@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "shortest_path.h"
+#include "ops.h"
 #include "shortest_path_impl.h"
 
 /* ---------------------------------------------------------------- checks */
@@ -316,11 +317,42 @@ int da_sp_hamming_loss(int batch, int H, int W, const double *path, const double
     return DA_OK;
 }
 
-int da_sp_blackbox_loss(const da_sp_blackbox_cfg *cfg, int batch, int H, int W,
-                        const double *cost, const double *target, double *loss,
-                        double *grad_cost)
+/* n [batch][V] = cost / mean_v(cost) per sample, scale [batch] = 1 / mean */
+static int normalize_costs(const char *who, int batch, long V, const double *cost, double *n,
+                           double *scale)
 {
-    const char *who = "da_sp_blackbox_loss";
+    for (int b = 0; b < batch; b++) {
+        double m = 0;
+        for (long v = 0; v < V; v++)
+            m += cost[b * V + v];
+        m /= V;
+        if (!(m > 0))
+            return da_set_error(DA_ERANGE, "%s: sample %d: normalize needs a positive mean "
+                                           "cost (got %g)", who, b, m);
+        scale[b] = 1 / m;
+        for (long v = 0; v < V; v++)
+            n[b * V + v] = cost[b * V + v] / m;
+    }
+    return DA_OK;
+}
+
+/* grad (in place) from d/dn to d/dc of n = c / mean(c): (g - <g, n> / V) * scale */
+static void chain_normalize(int batch, long V, const double *n, const double *scale,
+                            double *grad)
+{
+    for (int b = 0; b < batch; b++) {
+        double gn = 0;
+        for (long v = 0; v < V; v++)
+            gn += grad[b * V + v] * n[b * V + v];
+        for (long v = 0; v < V; v++)
+            grad[b * V + v] = (grad[b * V + v] - gn / V) * scale[b];
+    }
+}
+
+static int blackbox_loss(const char *who, const da_sp_blackbox_cfg *cfg, int normalize,
+                         int batch, int H, int W, const double *cost, const double *target,
+                         double *loss, double *grad_cost)
+{
     if (!cfg || !loss)
         return da_set_error(DA_EINVAL, "%s: NULL cfg or loss", who);
     long n = (long)batch * H * W;
@@ -331,20 +363,49 @@ int da_sp_blackbox_loss(const da_sp_blackbox_cfg *cfg, int batch, int H, int W,
         rc = da_sp_check_values(who, "target", target, n, 0);
     if (rc)
         return rc;
+    rc = da_sp_check_values(who, "cost", cost, n, 1);
+    if (rc)
+        return rc;
     double *y = malloc((size_t)n * sizeof *y), *g = malloc((size_t)n * sizeof *g);
-    if (!y || !g) {
+    double *nc = normalize ? malloc((size_t)(n + batch) * sizeof *nc) : NULL;
+    const double *c = cost;
+    if (!y || !g || (normalize && !nc)) {
         rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
         goto done;
     }
-    rc = da_sp_dijkstra(batch, H, W, cost, y, NULL);
+    if (normalize) { /* nc: [batch][V] normalised costs, then [batch] scales */
+        rc = normalize_costs(who, batch, (long)H * W, cost, nc, nc + n);
+        c = nc;
+    }
+    if (!rc)
+        rc = da_sp_dijkstra(batch, H, W, c, y, NULL);
     if (!rc)
         rc = da_sp_hamming_loss(batch, H, W, y, target, loss, g);
     if (!rc && grad_cost)
-        rc = blackbox_batch(who, batch, H, W, cost, y, g, cfg->lambda, grad_cost, 0);
+        rc = blackbox_batch(who, batch, H, W, c, y, g, cfg->lambda, grad_cost, 0);
+    if (!rc && grad_cost && normalize)
+        chain_normalize(batch, (long)H * W, nc, nc + n, grad_cost);
 done:
     free(y);
     free(g);
+    free(nc);
     return rc;
+}
+
+int da_sp_blackbox_loss(const da_sp_blackbox_cfg *cfg, int batch, int H, int W,
+                        const double *cost, const double *target, double *loss,
+                        double *grad_cost)
+{
+    return blackbox_loss("da_sp_blackbox_loss", cfg, 0, batch, H, W, cost, target, loss,
+                         grad_cost);
+}
+
+int da_sp_blackbox_normalized_loss(const da_sp_blackbox_cfg *cfg, int batch, int H, int W,
+                                   const double *cost, const double *target, double *loss,
+                                   double *grad_cost)
+{
+    return blackbox_loss("da_sp_blackbox_normalized_loss", cfg, 1, batch, H, W, cost, target,
+                         loss, grad_cost);
 }
 
 /* ---------------------------------------------------------------- tensor faces */
@@ -438,6 +499,20 @@ da_tensor *da_sp_blackbox(da_ctx *ctx, da_tensor *cost, const double *target,
         return NULL;
     }
     return da_sp_hamming(ctx, da_sp_blackbox_path(ctx, cost, cfg->lambda), target);
+}
+
+da_tensor *da_sp_blackbox_normalized(da_ctx *ctx, da_tensor *cost, const double *target,
+                                     const da_sp_blackbox_cfg *cfg)
+{
+    int batch, H, W;
+    if (da_sp_check_tensor("da_sp_blackbox_normalized", cost, &batch, &H, &W))
+        return NULL;
+    /* cost / mean per sample through the core's ops (their backward is the chain rule of
+     * chain_normalize); a zero mean fails in da_div with DA_ENAN */
+    int flat[2] = {batch, H * W};
+    da_tensor *f = da_reshape(ctx, cost, 2, flat);
+    return da_sp_blackbox(ctx, da_reshape(ctx, da_div(ctx, f, da_mean(ctx, f, 1, 1)), 3,
+                                          cost->shape), target, cfg);
 }
 
 /* ---------------------------------------------------------------- metrics */

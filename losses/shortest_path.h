@@ -117,10 +117,22 @@ typedef struct {
 } da_sp_blackbox_cfg;
 
 /* Plain-array face: loss = Hamming(y(cost), target), grad_cost (or NULL) its blackbox
- * gradient (mean over the batch). */
+ * gradient (mean over the batch).
+ * The _normalized variants (not in Vlastelica et al.) solve on n = cost / mean_v(cost) per
+ * sample (the mean must be > 0, else DA_ERANGE, or DA_ENAN in the tensor face): the path is invariant to the
+ * scale of a sample's costs, but the blackbox gradient is not orthogonal to it (<grad, c>
+ * = (|y'| - |y|)/lambda per sample, nonzero whenever the two paths have different vertex
+ * counts). A model with a free output scale then drifts along it: the costs shrink to 0
+ * while the path does not change (the terrain benchmark's per-cell CNN + softplus, whose
+ * loss rose). Normalised, the blackbox gradient is taken with respect to n and chained
+ * through the normalisation,
+ *   grad_c = (grad_n - <grad_n, n> / V) / mean(c),   so <grad_c, c> = 0 exactly. */
 int da_sp_blackbox_loss(const da_sp_blackbox_cfg *cfg, int batch, int H, int W,
                         const double *cost, const double *target, double *loss,
                         double *grad_cost /* or NULL */);
+int da_sp_blackbox_normalized_loss(const da_sp_blackbox_cfg *cfg, int batch, int H, int W,
+                                   const double *cost, const double *target, double *loss,
+                                   double *grad_cost /* or NULL */);
 /* Tensor faces (da_op_custom). cost is [batch][H][W], F32 or F64.
  * da_sp_blackbox_path: out = y(cost) [batch][H][W], backward = blackbox gradient.
  * da_sp_hamming: scalar Hamming loss of path [batch][H][W] against target (borrowed).
@@ -129,6 +141,9 @@ da_tensor *da_sp_blackbox_path(da_ctx *ctx, da_tensor *cost, double lambda);
 da_tensor *da_sp_hamming(da_ctx *ctx, da_tensor *path, const double *target);
 da_tensor *da_sp_blackbox(da_ctx *ctx, da_tensor *cost, const double *target,
                           const da_sp_blackbox_cfg *cfg);
+/* da_sp_blackbox of cost / mean_v(cost) per sample, composed with the core's ops. */
+da_tensor *da_sp_blackbox_normalized(da_ctx *ctx, da_tensor *cost, const double *target,
+                                     const da_sp_blackbox_cfg *cfg);
 
 /* ---------------------------------------------------------------- relaxed Bellman-Ford */
 typedef enum { DA_SP_LOOP_FOR = 0, DA_SP_LOOP_WHILE = 1 } da_sp_loop;
