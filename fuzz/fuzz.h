@@ -1,6 +1,6 @@
-/* fuzz.h - helpers of the libFuzzer targets (the fuzz_TARGET.c files, built by scripts/fuzz): invariant
- * checks and, for readers that take a path, one temporary file per process that holds
- * the current input. */
+/* fuzz.h - helpers of the libFuzzer targets (the fuzz_TARGET.c files, built by
+ * scripts/fuzz): invariant checks and, for readers that take a path, one temporary file
+ * per process that holds the current input. */
 #ifndef DA_FUZZ_H
 #define DA_FUZZ_H
 

@@ -93,8 +93,11 @@ int da_backward_from(da_ctx *ctx, da_tensor *out, const double *cotangent)
 
 da_tensor *da_detach(da_ctx *ctx, da_tensor *t)
 {
-    if (!t)
+    if (!t) { /* keep the error of the op that failed to make t */
+        if (!da_last_error_code())
+            da_set_error(DA_EINVAL, "da_detach: t is NULL");
         return NULL;
+    }
     da_tensor *c = da_ctx_tensor(ctx, t->dtype, t->ndim, t->shape);
     if (c)
         memcpy(c->data, t->data, (size_t)t->size * da_dtype_size(t->dtype));

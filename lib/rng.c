@@ -48,9 +48,9 @@ double da_rng_normal(da_rng *rng) { return gsl_ran_gaussian_ziggurat(rng->r, 1.0
 unsigned long da_rng_int(da_rng *rng, unsigned long n)
 {
     /* gsl_rng_uniform_int aborts (GSL's default error handler) outside this range */
-    if (n < 1 || n - 1 > gsl_rng_max(rng->r) - gsl_rng_min(rng->r)) {
+    if (n < 1 || n > gsl_rng_max(rng->r) - gsl_rng_min(rng->r)) {
         da_set_error(DA_ERANGE, "da_rng_int: n = %lu outside [1, %lu]", n,
-                     gsl_rng_max(rng->r) - gsl_rng_min(rng->r) + 1);
+                     gsl_rng_max(rng->r) - gsl_rng_min(rng->r));
         return 0;
     }
     return gsl_rng_uniform_int(rng->r, n);

@@ -14,7 +14,8 @@ void da_rng_seed(da_rng *rng, unsigned long seed);
 double da_rng_uniform(da_rng *rng);            /* [0, 1) */
 double da_rng_uniform_pos(da_rng *rng);        /* (0, 1) */
 double da_rng_normal(da_rng *rng);             /* standard normal */
-/* uniform in [0, n) for 1 <= n <= 2^32; otherwise 0 with da_last_error() set (DA_ERANGE) */
+/* uniform in [0, n) for 1 <= n <= 2^32 - 1; otherwise 0 with da_last_error() set
+ * (DA_ERANGE; GSL itself would abort) */
 unsigned long da_rng_int(da_rng *rng, unsigned long n);
 void da_rng_shuffle(da_rng *rng, int *a, int n);        /* Fisher-Yates */
 /* The underlying gsl_rng * (for GSL's distribution functions). */

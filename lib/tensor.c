@@ -152,6 +152,8 @@ void da_tensor_copy_to(const da_tensor *t, double *dst)
 
 int da_check_finite(const da_tensor *t, const char *what)
 {
+    if (!t)
+        return da_set_error(DA_EINVAL, "%s: tensor is NULL", what ? what : "da_check_finite");
     int ok = t->dtype == DA_F32 ? da_all_finite_f32(t->data, t->size)
                                 : da_all_finite(t->data, t->size);
     if (!ok)
@@ -241,6 +243,14 @@ void da_ctx_free(da_ctx *ctx)
 
 void *da_ctx_alloc(da_ctx *ctx, size_t bytes)
 {
+    if (!ctx) {
+        da_set_error(DA_EINVAL, "da_ctx_alloc: ctx is NULL");
+        return NULL;
+    }
+    if (bytes > SIZE_MAX / 4) { /* round_up and the block doubling below would wrap */
+        da_set_error(DA_ENOMEM, "da_ctx_alloc: %zu bytes", bytes);
+        return NULL;
+    }
     bytes = round_up(bytes ? bytes : 1, DA_ARENA_ALIGN);
     da_block *b = ctx->blocks;
     if (!b || b->cap - b->used < bytes) {

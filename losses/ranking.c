@@ -232,10 +232,13 @@ static int hessian_by_differences(const da_ranking *r, int batch, const double *
                                   const double *targets, double *H)
 {
     int n = r->n;
+    double loss;
+    int rc = da_ranking_loss(r, batch, scores, targets, &loss, NULL); /* checks the inputs */
+    if (rc)
+        return rc;
     size_t len = (size_t)batch * n;
     double *x = malloc(len * sizeof *x), *gp = malloc(len * sizeof *gp);
-    double *gm = malloc(len * sizeof *gm), loss;
-    int rc = DA_OK;
+    double *gm = malloc(len * sizeof *gm);
     if (!x || !gp || !gm) {
         rc = da_set_error(DA_ENOMEM, "da_ranking_hessian: out of memory");
         goto done;
@@ -288,8 +291,11 @@ int da_ranking_hessian(const da_ranking *r, int batch, const double *scores,
 da_tensor *da_ranking_loss_op(da_ctx *ctx, const da_ranking *r, da_tensor *scores,
                               const double *targets)
 {
-    if (!scores)
+    if (!scores) { /* keep the error of the op that failed to make scores */
+        if (!da_last_error_code())
+            da_set_error(DA_EINVAL, "da_ranking_loss_op: scores is NULL");
         return NULL;
+    }
     if (!ctx || !r || !targets) {
         da_set_error(DA_EINVAL, "da_ranking_loss_op: NULL ctx, method or targets");
         return NULL;

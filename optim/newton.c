@@ -47,6 +47,8 @@ static int check_args(int B, int m, const double *z, const double *g, double lam
     if (B < 1 || m < 1 || m > 65536)
         return da_set_error(DA_ERANGE, "%s: B = %d, m = %d (need B >= 1, 1 <= m <= 65536)",
                             who, B, m);
+    if (isnan(lambda))
+        return da_set_error(DA_ENAN, "%s: lambda is NaN", who);
     if (!(lambda >= 0) || !isfinite(lambda))
         return da_set_error(DA_ERANGE, "%s: lambda %g must be finite and >= 0", who, lambda);
     if (!da_all_finite(z, (long)B * m) || !da_all_finite(g, (long)B * m))
@@ -64,6 +66,17 @@ static void write_outputs(int B, int m, const double *z, const double *d, double
         if (grad)
             grad[k] = d[k];
     }
+}
+
+/* the step d [B][m] (and z - B d) must be finite: a lambda too small for the scale of the
+ * gradients overflows the solve */
+static int check_step(int B, int m, const double *z, const double *d, const char *who)
+{
+    for (long k = 0; k < (long)B * m; k++)
+        if (!isfinite(d[k]) || !isfinite(z[k] - B * d[k]))
+            return da_set_error(DA_ENUMERIC, "%s: the Newton step overflowed (lambda too small "
+                                             "for the scale of g)", who);
+    return DA_OK;
 }
 
 int da_newton_hessian_step(int B, int m, const double *z, const double *g, const double *H,
@@ -93,6 +106,8 @@ int da_newton_hessian_step(int B, int m, const double *z, const double *g, const
         n_fb += fb;
     }
     if (!rc)
+        rc = check_step(B, m, z, d, "da_newton_hessian_step");
+    if (!rc)
         write_outputs(B, m, z, d, zstar, grad);
     if (fallbacks)
         *fallbacks = n_fb;
@@ -105,7 +120,8 @@ done:
 /* d [B][m] = (lambda I + G^T G / B)^-1 g_i / B through the B x B Woodbury system */
 static int fisher_woodbury(int B, int m, const double *g, double lambda, double *d, int *fb)
 {
-    double *K = malloc((2 * (size_t)B * B + (size_t)B * B + (size_t)B) * sizeof *K);
+    /* K [B][B], R [B][B], then solve_regularised's work: B*B + B + B*B */
+    double *K = malloc((4 * (size_t)B * B + (size_t)B) * sizeof *K);
     if (!K)
         return da_set_error(DA_ENOMEM, "da_newton_fisher_step: out of memory");
     double *R = K + (size_t)B * B, *work = R + (size_t)B * B;
@@ -154,6 +170,8 @@ int da_newton_fisher_step(int B, int m, const double *z, const double *g, double
         rc = solve_regularised(m, F, lambda, d, B, F + (size_t)m * m, &fb);
         free(F);
     }
+    if (!rc)
+        rc = check_step(B, m, z, d, "da_newton_fisher_step");
     if (!rc)
         write_outputs(B, m, z, d, zstar, grad);
     if (fallbacks)
@@ -205,8 +223,11 @@ static int nl_hvp(da_custom_args *a, const double *v, double *hv)
 da_tensor *da_newton_loss(da_ctx *ctx, da_tensor *z, const double *zstar)
 {
     int B, m;
-    if (!z)
+    if (!z) { /* keep the error of the op that failed to make z */
+        if (!da_last_error_code())
+            da_set_error(DA_EINVAL, "da_newton_loss: z is NULL");
         return NULL;
+    }
     if (!ctx || !zstar) {
         da_set_error(DA_EINVAL, "da_newton_loss: NULL ctx or zstar");
         return NULL;
@@ -252,8 +273,11 @@ static int if_backward(da_custom_args *a, const double *og, double *const *ig)
 da_tensor *da_inject_fisher(da_ctx *ctx, da_tensor *z, double lambda)
 {
     int B, m;
-    if (!z)
+    if (!z) { /* keep the error of the op that failed to make z */
+        if (!da_last_error_code())
+            da_set_error(DA_EINVAL, "da_inject_fisher: z is NULL");
         return NULL;
+    }
     if (!ctx) {
         da_set_error(DA_EINVAL, "da_inject_fisher: ctx is NULL");
         return NULL;

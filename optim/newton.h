@@ -19,7 +19,10 @@
  * max(lambda, 1e-12) ("fallbacks" counts these). For the Fisher variant with m > B the
  * Woodbury identity solves a B x B system instead:
  *     (lambda I + G^T G / B)^-1 g = (g - G^T (lambda B I + G G^T)^-1 G g) / lambda.
- * Memory: O(m^2) scratch (O(B^2 + B m) for Woodbury), malloc'd once per call. */
+ * Memory: O(m^2) scratch (O(B^2 + B m) for Woodbury), malloc'd once per call.
+ * Errors: DA_EINVAL (NULL), DA_ERANGE (sizes, lambda < 0 or Inf), DA_ENAN (NaN lambda,
+ * NaN/Inf in z, g or H), DA_ENUMERIC (the step overflowed: lambda too small for the
+ * scale of g; the outputs are then left unwritten), DA_ENOMEM. */
 #ifndef DA_NEWTON_H
 #define DA_NEWTON_H
 

@@ -88,6 +88,8 @@ static int make_plan(const da_smooth_cfg *cfg, int n, plan *p)
     if (cfg->antithetic && cfg->samples % 2)
         return da_set_error(DA_EINVAL, "smooth: antithetic sampling needs an even sample "
                                        "count (got %d)", cfg->samples);
+    if (!cfg->L && !cfg->eps_vec && isnan(cfg->eps))
+        return da_set_error(DA_ENAN, "smooth: eps is NaN");
     if (!cfg->L && !cfg->eps_vec && !(cfg->eps > 0 && isfinite(cfg->eps)))
         return da_set_error(DA_ERANGE, "smooth: eps must be finite and > 0 (got %g)", cfg->eps);
     p->group = cfg->antithetic ? 2 : 1;
@@ -379,6 +381,16 @@ static int check_call(const da_smooth_cfg *cfg, da_blackbox_fn f, int n, int m,
     return DA_OK;
 }
 
+/* an estimate (or NULL) of count values must be finite: a scale so small (or large) that
+ * the score L^-T s(z) or its square overflows gives Inf or NaN */
+static int check_estimate(const double *v, long count, const char *what)
+{
+    if (v && !da_all_finite(v, count))
+        return da_set_error(DA_ENUMERIC, "smooth: the %s estimate is not finite (scale too "
+                                         "small or too large)", what);
+    return DA_OK;
+}
+
 int da_smooth_jacobian(const da_smooth_cfg *cfg, da_blackbox_fn f, void *user, int n, int m,
                        const double *x, da_rng *rng, double *value, double *J)
 {
@@ -394,6 +406,8 @@ int da_smooth_jacobian(const da_smooth_cfg *cfg, da_blackbox_fn f, void *user, i
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, p.s, 1.0 / p.s, w.C, m,
                     w.W, n, 0.0, J, n);
     work_free(&w);
+    if (!rc && !(rc = check_estimate(value, m, "value")))
+        rc = check_estimate(J, (long)m * n, "Jacobian");
     return rc;
 }
 
@@ -439,6 +453,9 @@ int da_smooth_hessian(const da_smooth_cfg *cfg, da_blackbox_fn f, void *user, in
             }
     }
     work_free(&w);
+    if (!rc && !(rc = check_estimate(value, 1, "value")) &&
+        !(rc = check_estimate(grad, n, "gradient")))
+        rc = check_estimate(H, (long)n * n, "Hessian");
     return rc;
 }
 
@@ -509,8 +526,11 @@ static int op_backward(da_custom_args *a, const double *og, double *const *ig)
 da_tensor *da_smooth_op(da_ctx *ctx, da_tensor *x, int m, da_blackbox_fn f, void *user,
                         const da_smooth_cfg *cfg, da_rng *rng)
 {
-    if (!x)
+    if (!x) { /* keep the error of the op that failed to make x */
+        if (!da_last_error_code())
+            da_set_error(DA_EINVAL, "da_smooth_op: x is NULL");
         return NULL;
+    }
     if (!ctx || !f || !rng || !cfg) {
         da_set_error(DA_EINVAL, "da_smooth_op: NULL ctx, f, cfg or rng");
         return NULL;

@@ -33,7 +33,10 @@
  *
  * f is called serially, `samples` (+1 for CV_FX) times per estimate, from the calling
  * thread; it returns 0 or an error code (propagated). Memory: O(samples * (n + m))
- * doubles of scratch per call, malloc'd once per call. */
+ * doubles of scratch per call, malloc'd once per call.
+ * Errors: DA_EINVAL (NULL f, x or rng; bad options), DA_ERANGE (sizes, samples, eps <= 0
+ * or Inf), DA_ENAN (NaN eps, NaN/Inf in x or L, a NaN/Inf output of f), DA_ENUMERIC (an
+ * estimate that overflowed: eps too small or too large for x). */
 #ifndef DA_SMOOTH_H
 #define DA_SMOOTH_H
 

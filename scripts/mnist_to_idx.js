@@ -30,6 +30,7 @@ for (let c = 0; c < 10; c++) {
   labels.push(Buffer.alloc(data.length / size, c));
 }
 const n = labels.reduce((s, b) => s + b.length, 0);
+if (n === 0) throw new Error('no digits in ' + digitsDir);
 const header = (magic, dims) => {
   const h = Buffer.alloc(4 * (1 + dims.length));
   h.writeUInt32BE(magic, 0);

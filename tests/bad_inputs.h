@@ -62,6 +62,7 @@ static inline int untouched(const double *a, long n)
     return 1;
 }
 
-#define UNTOUCHED(a, n) ck_assert_msg(untouched((a), (n)), "line %d: %s was written by a failing call", __LINE__, #a)
+#define UNTOUCHED(a, n)                                                                 \
+    ck_assert_msg(untouched((a), (n)), "line %d: %s was written by a failing call", __LINE__, #a)
 
 #endif

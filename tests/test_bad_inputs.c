@@ -16,19 +16,21 @@
 Suite *bad_inputs_losses_suite(void);
 
 static da_ctx *ctx;
-static da_tensor *a23, *b32, *f23, *nan23, *s1; /* F64 [2][3], [3][2], F32 [2][3], NaN, [1] */
+/* F64 [2][3], [3][2], [1][2][3], F32 [2][3], F64 [2][3] with a NaN, [1] */
+static da_tensor *a23, *b32, *c123, *f23, *nan23, *s1;
 
 static void setup(void)
 {
     static const double v[6] = {0.5, -1, 2, 0.25, 3, -0.75};
-    int s23[2] = {2, 3}, s32[2] = {3, 2}, one[1] = {1};
+    int s23[2] = {2, 3}, s32[2] = {3, 2}, s123[3] = {1, 2, 3}, one[1] = {1};
     ctx = da_ctx_new();
     a23 = da_ctx_tensor_from(ctx, DA_F64, 2, s23, v);
     b32 = da_ctx_tensor_from(ctx, DA_F64, 2, s32, v);
     f23 = da_ctx_tensor_from(ctx, DA_F32, 2, s23, v);
+    c123 = da_ctx_tensor_from(ctx, DA_F64, 3, s123, v);
     nan23 = da_ctx_tensor_from(ctx, DA_F64, 2, s23, v);
     s1 = da_ctx_tensor_from(ctx, DA_F64, 1, one, v);
-    ck_assert(ctx && a23 && b32 && f23 && nan23 && s1);
+    ck_assert(ctx && a23 && b32 && c123 && f23 && nan23 && s1);
     da_set(nan23, 4, NAN);
 }
 
@@ -114,11 +116,12 @@ START_TEST(ops_entry_points)
     static const unary_op un[] = {da_neg, da_exp, da_log, da_logistic, da_tanh, da_relu,
                                   da_softplus, da_abs, da_sqrt};
     for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++) {
-        FAILS_NULL(DA_EINVAL, bin[i](NULL, a23, a23));
-        FAILS_NULL(DA_EINVAL, bin[i](ctx, NULL, a23));
-        FAILS_NULL(DA_EINVAL, bin[i](ctx, a23, NULL));
-        FAILS_NULL(DA_EDTYPE, bin[i](ctx, a23, f23));
-        FAILS_NULL(DA_ESHAPE, bin[i](ctx, a23, bin[i] == da_matmul ? a23 : b32));
+        da_tensor *ok = bin[i] == da_bmm ? c123 : a23;
+        FAILS_NULL(DA_EINVAL, bin[i](NULL, ok, ok));
+        FAILS_NULL(DA_EINVAL, bin[i](ctx, NULL, ok));
+        FAILS_NULL(DA_EINVAL, bin[i](ctx, ok, NULL));
+        FAILS_NULL(DA_EDTYPE, bin[i](ctx, ok, da_cast(ctx, ok, DA_F32)));
+        FAILS_NULL(DA_ESHAPE, bin[i](ctx, ok, bin[i] == da_matmul || bin[i] == da_bmm ? ok : b32));
     }
     for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) {
         FAILS_NULL(DA_EINVAL, un[i](NULL, a23));
@@ -178,9 +181,9 @@ START_TEST(rng_entry_points)
     ck_assert_uint_eq(da_rng_int(rng, 0), 0);
     bad_check(DA_ERANGE, da_last_error_code(), "da_rng_int(rng, 0)", __LINE__);
     da_clear_error();
-    ck_assert_uint_eq(da_rng_int(rng, (1UL << 32) + 1), 0);
-    bad_check(DA_ERANGE, da_last_error_code(), "da_rng_int(rng, 2^32 + 1)", __LINE__);
-    ck_assert_uint_lt(da_rng_int(rng, 1UL << 32), 1UL << 32);
+    ck_assert_uint_eq(da_rng_int(rng, 1UL << 32), 0);
+    bad_check(DA_ERANGE, da_last_error_code(), "da_rng_int(rng, 2^32)", __LINE__);
+    ck_assert_uint_lt(da_rng_int(rng, (1UL << 32) - 1), (1UL << 32) - 1);
     FAILS(DA_EINVAL, da_rng_state_load(rng, NULL));
     FAILS(DA_EINVAL, da_rng_state_load(NULL, &rng));
     da_rng_free(rng);
@@ -197,7 +200,8 @@ static const char *temp_file(const char *name, const void *data, size_t size)
 
 START_TEST(data_entry_points)
 {
-    static const unsigned char img[16 + 4] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4};
+    static const unsigned char img[16 + 4] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2,
+                                              0, 0, 0, 2, 1, 2, 3, 4};
     static const unsigned char lab[8 + 1] = {0, 0, 8, 1, 0, 0, 0, 1, 7};
     const char *ip = temp_file("bad_inputs_img.idx", img, sizeof img);
     const char *lp = temp_file("bad_inputs_lab.idx", lab, sizeof lab);
@@ -274,7 +278,6 @@ START_TEST(io_entry_points)
     FAILS(DA_ERANGE, da_checkpoint_put(ck, "", "x", 1));
     FAILS(DA_ERANGE, da_checkpoint_put(ck, long_name, "x", 1));
     FAILS_NULL(DA_EINVAL, da_checkpoint_put_alloc(NULL, "a", 4));
-    FAILS_NULL(DA_ENOMEM, da_checkpoint_put_alloc(ck, "a", (size_t)1 << 62));
     ck_assert_int_eq(da_checkpoint_count(ck), 0);
     ck_assert_int_eq(da_checkpoint_count(NULL), 0);
     ck_assert_ptr_null(da_checkpoint_name(ck, 0));
@@ -406,11 +409,11 @@ START_TEST(regress_checkpoint_corrupt_rng)
 }
 END_TEST
 
-/* fuzz refs: dimensions announcing ~10^15 values made ref_load allocate them all up front
+/* fuzz refs: dimensions announcing 10^11 values made ref_load allocate them all up front
  * (out of memory), and 8 dimensions of 2^31 - 1 overflowed the element count */
 START_TEST(regress_refs_huge_dimensions)
 {
-    static const char huge[] = "kind k\ntensor x 100000 100000 100000\n1 2 3\n";
+    static const char huge[] = "kind k\ntensor x 10000 10000 1000\n1 2 3\n";
     static const char overflow[] = "kind k\ntensor x 2147483647 2147483647 2147483647 "
                                    "2147483647 2147483647 2147483647 2147483647 2147483647\n1\n";
     static const char fine[] = "kind k\ntensor x 0\ntensor y 2 1\n1 2\n";
