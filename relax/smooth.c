@@ -100,8 +100,9 @@ static int make_plan(const da_smooth_cfg *cfg, int n, plan *p)
         p->sampling = (p->k >= 2 && cfg->dist != DA_DIST_TRIANGULAR) ? DA_SAMPLE_CARTESIAN
                                                                       : DA_SAMPLE_RLATIN;
     if (p->sampling == DA_SAMPLE_CARTESIAN) {
-        if (p->k < 1)
-            return da_set_error(DA_ERANGE, "smooth: no Cartesian grid fits %d samples", p->s_base);
+        if (p->k < 2)
+            return da_set_error(DA_ERANGE, "smooth: a Cartesian grid needs k >= 2 cells per "
+                                           "axis, i.e. >= 2^%d samples (got %d)", n, p->s_base);
         p->s_base = (int)lround(pow((double)p->k, n));
     }
     if (p->sampling == DA_SAMPLE_SOBOL && n > 40)

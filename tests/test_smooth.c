@@ -358,6 +358,9 @@ START_TEST(test_errors)
     cfg.L = Lsing;
     ck_assert_int_eq(da_smooth_jacobian(&cfg, f_identity, NULL, 2, 2, y, rng, NULL, J), DA_ENUMERIC);
     da_smooth_cfg_default(&cfg);
+    cfg.sampling = DA_SAMPLE_CARTESIAN; /* 64 samples: no 2-per-axis grid in 10 dimensions */
+    double ten[10] = {0};
+    ck_assert_int_eq(da_smooth_jacobian(&cfg, f_sign, NULL, 10, 1, ten, rng, NULL, NULL), DA_ERANGE);
     cfg.sampling = DA_SAMPLE_SOBOL;
     double big[50] = {0};
     ck_assert_int_eq(da_smooth_jacobian(&cfg, f_sign, NULL, 50, 1, big, rng, NULL, NULL), DA_ERANGE);
