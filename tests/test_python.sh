@@ -19,6 +19,18 @@ if [ ! -f "$lib" ]; then
     echo "test_python: FAIL: $lib not found (the Python face needs the shared library)"
     exit 1
 fi
+# a library built with AddressSanitizer (configure --enable-sanitizers, as in CI's
+# distcheck) needs the ASan runtime loaded before the interpreter's own libraries; leak
+# detection is off because the interpreter keeps its allocations at exit (the C test
+# programs check libdiffalg for leaks)
+asan=$(ldd "$lib" 2>/dev/null | awk '/libasan\.so/ {print $3}')
+if [ -n "$asan" ]; then
+    ubsan=$(ldd "$lib" 2>/dev/null | awk '/libubsan\.so/ {print $3}')
+    LD_PRELOAD="$asan${ubsan:+ $ubsan}${LD_PRELOAD:+ $LD_PRELOAD}"
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    export LD_PRELOAD ASAN_OPTIONS
+    echo "test_python: sanitizer build: LD_PRELOAD=$LD_PRELOAD"
+fi
 "$py" -c 'import torch' 2>/dev/null ||
     echo "test_python: WARNING: $py cannot import torch: the PyTorch tests are skipped"
 : "${srcdir:=$(dirname "$0")/..}"

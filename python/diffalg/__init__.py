@@ -25,6 +25,8 @@ from .smooth import Rng, Smoothing, smooth_jacobian, smooth_hessian
 from .paths import (sp_dijkstra, sp_blackbox_grad, sp_hamming_loss, sp_blackbox_loss,
                     RelaxedShortestPath, PerturbedShortestPath, sp_smooth_path, sp_smooth_loss,
                     sp_smooth_solver_loss, sp_metrics)
+from .logic import (logic_gate, logic_layer, logic_layer_vjp, random_connections, group_sum,
+                    group_sum_vjp)
 from .optim import (newton_hessian_step, newton_fisher_step, inject_fisher_grad,
                     precond_linear_grad, tract_linear_grad, isaac_linear_grad,
                     precond_conv2d_grad)
@@ -40,6 +42,8 @@ __all__ = [
     "sp_dijkstra", "sp_blackbox_grad", "sp_hamming_loss", "sp_blackbox_loss",
     "RelaxedShortestPath", "PerturbedShortestPath", "sp_smooth_path", "sp_smooth_loss",
     "sp_smooth_solver_loss", "sp_metrics",
+    "logic_gate", "logic_layer", "logic_layer_vjp", "random_connections", "group_sum",
+    "group_sum_vjp",
     "newton_hessian_step", "newton_fisher_step", "inject_fisher_grad",
     "precond_linear_grad", "tract_linear_grad", "isaac_linear_grad", "precond_conv2d_grad",
 ]

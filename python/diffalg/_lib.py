@@ -18,8 +18,8 @@ import subprocess
 
 import numpy as np
 
-c_int, c_double, c_void_p, c_char_p = ctypes.c_int, ctypes.c_double, ctypes.c_void_p, ctypes.c_char_p
-c_ulong = ctypes.c_ulong
+c_int, c_double, c_ulong = ctypes.c_int, ctypes.c_double, ctypes.c_ulong
+c_void_p, c_char_p = ctypes.c_void_p, ctypes.c_char_p
 
 STATUS = ["DA_OK", "DA_EINVAL", "DA_ESHAPE", "DA_EDTYPE", "DA_ERANGE", "DA_ENAN",
           "DA_ENOMEM", "DA_EIO", "DA_EFORMAT", "DA_ENUMERIC", "DA_ESTATE"]
@@ -154,6 +154,13 @@ PROTOTYPES = {
     "da_smooth_hessian": (I, [P, BLACKBOX_FN, P, I, P, P, P, P, P]),
     "da_sampling_parse": (I, [c_char_p, P]),
     "da_dist_parse": (I, [c_char_p, P]),
+    # logic gate layers
+    "da_logic_gate": (D, [I, D, D]),
+    "da_logic_layer_forward": (I, [I, I, I, P, P, P, P, I, P]),
+    "da_logic_layer_backward": (I, [I, I, I, P, P, P, P, I, P, P, P]),
+    "da_logic_group_sum": (I, [I, I, I, D, P, P]),
+    "da_logic_group_sum_backward": (I, [I, I, I, D, P, P]),
+    "da_logic_connections_random": (I, [P, I, I, P, P]),
     # Newton losses, TrAct / ISAAC
     "da_newton_hessian_step": (I, [I, I, P, P, P, D, P, P, P]),
     "da_newton_fisher_step": (I, [I, I, P, P, D, P, P, P]),

@@ -73,18 +73,18 @@ class RelaxedShortestPath:
     def __init__(self, beta=10.0, n_iter=None, loop="for", tconorm="probabilistic",
                  hamacher_p=5.0, max_iter=1024, epsilon=1e-5, stop_at_source=False,
                  norm="l2sq"):
-        self.beta, self.n_iter = float(beta), n_iter
-        self.loop, self.tconorm = enum(loop, LOOPS, "loop"), enum(tconorm, TCONORMS, "t-conorm")
-        self.hamacher_p, self.max_iter, self.epsilon = float(hamacher_p), int(max_iter), float(epsilon)
-        self.stop_at_source, self.norm = int(bool(stop_at_source)), enum(norm, NORMS, "norm")
+        self.options = dict(
+            beta=float(beta), loop=enum(loop, LOOPS, "loop"),
+            tconorm=enum(tconorm, TCONORMS, "t-conorm"), hamacher_p=float(hamacher_p),
+            max_iter=int(max_iter), epsilon=float(epsilon),
+            stop_at_source=int(bool(stop_at_source)), norm=enum(norm, NORMS, "norm"))
+        if n_iter is not None:
+            self.options["n_iter"] = int(n_iter)
 
     def _cfg(self, H, W):
         cfg = _lib.lib().da_sp_relaxed_default(H, W)
-        cfg.beta, cfg.loop, cfg.tconorm, cfg.hamacher_p = self.beta, self.loop, self.tconorm, self.hamacher_p
-        cfg.max_iter, cfg.epsilon, cfg.stop_at_source = self.max_iter, self.epsilon, self.stop_at_source
-        cfg.norm = self.norm
-        if self.n_iter is not None:
-            cfg.n_iter = int(self.n_iter)
+        for key, value in self.options.items():
+            setattr(cfg, key, value)
         return cfg
 
     def _path(self, cost, cot):
@@ -176,7 +176,8 @@ def sp_smooth_solver_loss(solve, cost, target, smoothing, rng, hessian=False):
     0/1 minimiser y [n] of <c, y>; cost, target [batch, n]. Returns (loss, grad, hess or
     None) as sp_smooth_loss."""
     c64, batch, n, lead = _lib.rows(cost, "cost")
-    t64, cfg, cb = same_shape(target, "target", c64.shape), smoothing.cfg(n), Callback("solver", solve)
+    t64, cfg = same_shape(target, "target", c64.shape), smoothing.cfg(n)
+    cb = Callback("solver", solve)
     (loss, g), hess = _loss_out(c64), empty(lead + (n, n)) if hessian else None
     cb.check(_lib.lib().da_sp_smooth_solver_loss(ctypes.addressof(cfg), rng._h, batch, n, cb.fn,
                                                  None, ptr(c64), ptr(t64), ctypes.addressof(loss),
@@ -187,7 +188,8 @@ def sp_smooth_solver_loss(solve, cost, target, smoothing, rng, hessian=False):
 def sp_metrics(pred, target, true_cost):
     """{'exact_match', 'cost_ratio', 'hamming'} of predicted against target paths."""
     p64, batch, H, W = _grid(pred, "pred")
-    t64, c64 = same_shape(target, "target", p64.shape), same_shape(true_cost, "true_cost", p64.shape)
+    t64 = same_shape(target, "target", p64.shape)
+    c64 = same_shape(true_cost, "true_cost", p64.shape)
     m = _lib.SpMetrics()
     check(_lib.lib().da_sp_metrics_eval(batch, H, W, ptr(p64), ptr(t64), ptr(c64),
                                         ctypes.addressof(m)))

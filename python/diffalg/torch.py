@@ -6,6 +6,7 @@ Drop-in replacements, one import each:
     from diffalg.torch import soft_rank, soft_sort    # torchsort.soft_rank / soft_sort
     from diffalg.torch import TopKCrossEntropyLoss    # difftopk.TopKCrossEntropyLoss
     from diffalg.torch import TrAct, ISAACLinear      # torch_tract.TrAct / isaac.Linear
+    from diffalg.torch import LogicLayer, GroupSum    # difflogic.LogicLayer / GroupSum
 Tensors are float32 or float64 on the CPU (others are moved to the CPU and back); the C
 code computes in double. Backward passes are first order (once_differentiable).
 Relaxed permutation matrices follow diffalg's orientation: P[..., i, j] = weight of
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from . import logic as _logic
 from . import optim as _optim
 from . import paths as _paths
 from . import sorting as _sorting
@@ -31,13 +33,15 @@ def _t(a, like):
 
 
 class _Op(torch.autograd.Function):
-    """y = fwd(x) (an array or a tuple of arrays), x-gradient bwd(x, *cotangents)."""
+    """y = fwd(x) (an array or a tuple of arrays), x-gradient bwd(x, *cotangents); the
+    cotangent of an output that did not reach the loss is None (the C VJPs skip it)."""
 
     @staticmethod
     def forward(ctx, x, fwd, bwd):
         out = fwd(_np(x))
         ctx.bwd, ctx.single = bwd, not isinstance(out, tuple)
         ctx.save_for_backward(x)
+        ctx.set_materialize_grads(False)
         res = tuple(_t(o, x) for o in ((out,) if ctx.single else out))
         return res[0] if ctx.single else res
 
@@ -45,7 +49,10 @@ class _Op(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, *grads):
         x, = ctx.saved_tensors
-        return _t(ctx.bwd(_np(x), *[_np(g) for g in grads]), x), None, None
+        cots = [None if g is None else _np(g) for g in grads]
+        if all(c is None for c in cots):
+            return None, None, None
+        return _t(ctx.bwd(_np(x), *cots), x), None, None
 
 
 class _Loss(torch.autograd.Function):
@@ -269,6 +276,59 @@ def smooth(f, x, m, smoothing, rng):
 
     return _Op.apply(x, estimate, lambda xn, g: np.einsum(
         "bm,bmn->bn", g.reshape(-1, m), jac[0]).reshape(xn.shape))
+
+
+# ---------------------------------------------------------------- logic gate networks
+class _LogicLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, ia, ib, hard):
+        ctx.save_for_backward(x, w)
+        ctx.args = (ia, ib, hard)
+        return _t(_logic.logic_layer(_np(x), _np(w), ia, ib, hard), x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        gx, gw = _logic.logic_layer_vjp(_np(x), _np(w), *ctx.args[:2], _np(gy), ctx.args[2])
+        return _t(gx, x), _t(gw, w), None, None, None
+
+
+class LogicLayer(torch.nn.Module):
+    """difflogic.LogicLayer(in_dim, out_dim, connections='random'): out_dim neurons, each
+    a softmax mixture of the 16 relaxed gates of two inputs (train mode) or its argmax
+    gate (eval mode); weights [out_dim, 16] initialised N(0, 1). seed fixes the random
+    connections."""
+
+    def __init__(self, in_dim, out_dim, device=None, seed=0):
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.weights = torch.nn.Parameter(torch.randn(out_dim, 16))
+        ia, ib = _logic.random_connections(in_dim, out_dim, _smooth.Rng(seed))
+        self.register_buffer("ia", torch.from_numpy(ia.astype(np.int64)))
+        self.register_buffer("ib", torch.from_numpy(ib.astype(np.int64)))
+
+    def forward(self, x):
+        return _LogicLayer.apply(x, self.weights.to(x.dtype), _np(self.ia), _np(self.ib),
+                                 not self.training)
+
+
+def group_sum(x, k, tau=1.0):
+    """difflogic's GroupSum(k, tau) of x [..., n]."""
+    n = x.shape[-1]
+    return _Op.apply(x, lambda xn: _logic.group_sum(xn, k, tau),
+                     lambda xn, g: _logic.group_sum_vjp(g, n, tau))
+
+
+class GroupSum(torch.nn.Module):
+    """difflogic.GroupSum(k, tau)."""
+
+    def __init__(self, k, tau=1.0, device=None):
+        super().__init__()
+        self.k, self.tau = k, tau
+
+    def forward(self, x):
+        return group_sum(x, self.k, self.tau)
 
 
 # ---------------------------------------------------------------- Newton losses

@@ -109,6 +109,18 @@ class TestGradients(unittest.TestCase):
         self.assertEqual(diffalg.Ranking("odd_even", 5).spec,
                          "odd_even:cauchy:steepness=10:art_lambda=0.25")
 
+    def test_logic(self):
+        x, w = self.rng.uniform(size=(5, 6)), rand(self.rng, 4, 16)
+        ia, ib = diffalg.random_connections(6, 4, diffalg.Rng(2))
+        self.assertEqual(set(np.concatenate([ia, ib])), set(range(6)))  # every input used
+        self.check_vjp(lambda v: diffalg.logic_layer(v, w, ia, ib),
+                       lambda v, c: diffalg.logic_layer_vjp(v, w, ia, ib, c)[0], x, "gx")
+        self.check_vjp(lambda v: diffalg.logic_layer(x, v, ia, ib),
+                       lambda v, c: diffalg.logic_layer_vjp(x, v, ia, ib, c)[1], w, "gw")
+        self.check_vjp(lambda v: diffalg.group_sum(v, 2, 3.0),
+                       lambda v, c: diffalg.group_sum_vjp(c, 6, 3.0), x, "group sum")
+        self.assertEqual(diffalg.logic_gate(6, 1.0, 0.0), 1.0)  # xor
+
     def test_relaxed_shortest_path(self):
         cost = np.abs(rand(self.rng, 2, 4, 5)) + 0.5
         target = diffalg.sp_dijkstra(cost + 0.3 * rand(self.rng, 2, 4, 5) ** 2)[0]
@@ -220,7 +232,8 @@ class TestStochastic(unittest.TestCase):
         """For f(x) = a.x + x^T A x with Gaussian smoothing (eps 1), the smoothed gradient
         is a + 2 A x and the smoothed Hessian 2 A: the estimates converge to them."""
         rng_np = np.random.default_rng(8)
-        a, A, x = rng_np.standard_normal(3), rng_np.standard_normal((3, 3)), rng_np.standard_normal(3)
+        a, A = rng_np.standard_normal(3), rng_np.standard_normal((3, 3))
+        x = rng_np.standard_normal(3)
         A = (A + A.T) / 2
 
         def f(v):
@@ -312,6 +325,10 @@ class TestErrors(unittest.TestCase):
         self.assertCode("DA_ERANGE", diffalg.TopKCrossEntropy(5, [0.5, 0.5]).loss,
                         np.ones((2, 5)), np.array([0, 7]))
         self.assertCode("DA_EINVAL", net.vjp, np.ones((1, 4)))
+        self.assertCode("DA_ERANGE", diffalg.logic_gate, 16, 0.5, 0.5)
+        self.assertCode("DA_ERANGE", diffalg.logic_layer, np.ones((2, 3)), np.ones((1, 16)),
+                        [0], [3])
+        self.assertCode("DA_ERANGE", diffalg.group_sum, np.ones((2, 5)), 2)
 
     def test_python_side_checks(self):
         net = diffalg.SortNet("bitonic", 4)

@@ -110,6 +110,43 @@ class TestSortingRefs(unittest.TestCase):
         self.check_pav("softsort_pav", diffalg.soft_sort, diffalg.soft_sort_vjp)
 
 
+class TestLogicRefs(unittest.TestCase):
+    def test_logic_gates(self):
+        refs = ref_list("logic_gates")
+        self.assertGreater(len(refs), 0)
+        for r in refs:
+            a, b = r["a"], r["b"]
+            out = np.stack([diffalg.logic_gate(g, a, b) for g in range(16)])
+            self.assertLess(ref_err(out, r["out"]), OUT, r.path)
+            # one neuron reading (a, b) of each of the 64 samples
+            x = np.ascontiguousarray(np.stack([a, b], axis=1))
+            w = np.ascontiguousarray(r["w"].reshape(1, 16))
+            y = diffalg.logic_layer(x, w, [0], [1])
+            self.assertLess(ref_err(y[:, 0], r["y"]), OUT, r.path)
+            self.assertLess(ref_err(np.sum(y[:, 0] * r["c"]), r["loss"]), GRAD, r.path)
+            gx, gw = diffalg.logic_layer_vjp(x, w, [0], [1], np.ascontiguousarray(r["c"][:, None]))
+            self.assertLess(ref_err(gx[:, 0], r["dy_da"]), GRAD, r.path)
+            self.assertLess(ref_err(gx[:, 1], r["dy_db"]), GRAD, r.path)
+            self.assertLess(ref_err(gw[0], r["dy_dw"]), GRAD, r.path)
+
+    def test_logic_layer(self):
+        refs = ref_list("logic_layer")
+        self.assertGreater(len(refs), 0)
+        for r in refs:
+            ia, ib = r["ia"].astype(np.int64), r["ib"].astype(np.int64)
+            x, w = r["x"], r["weights"]
+            y = diffalg.logic_layer(x, w, ia, ib)
+            self.assertLess(ref_err(y, r["y_train"]), OUT, r.path)
+            self.assertLess(ref_err(diffalg.logic_layer(x, w, ia, ib, hard=True), r["y_eval"]),
+                            OUT, r.path)
+            gs = diffalg.group_sum(y, int(r.num("group_k")), r.num("group_tau"))
+            self.assertLess(ref_err(gs, r["group_sum"]), OUT, r.path)
+            self.assertLess(ref_err(np.sum(y * r["C"]), r["loss"]), GRAD, r.path)
+            gx, gw = diffalg.logic_layer_vjp(x, w, ia, ib, r["C"])
+            self.assertLess(ref_err(gx, r["grad_x"]), GRAD, r.path)
+            self.assertLess(ref_err(gw, r["grad_weights"]), GRAD, r.path)
+
+
 class TestPathAndPrecondRefs(unittest.TestCase):
     def test_blackbox_sp(self):
         refs = ref_list("blackbox_sp")

@@ -68,6 +68,22 @@ class TestGradcheck(unittest.TestCase):
         logits, labels = self.x(4, 8), torch.tensor([0, 7, 3, 3])
         self.assertTrue(gradcheck(lambda v: ce(v, labels), logits))
 
+    def test_logic(self):
+        layer = dt.LogicLayer(6, 8, seed=3).double()
+        x = torch.rand(4, 6, dtype=torch.float64, requires_grad=True)
+        self.assertTrue(gradcheck(layer, x))
+        w = layer.weights.detach().clone().requires_grad_()
+        self.assertTrue(gradcheck(lambda v: dt._LogicLayer.apply(x.detach(), v, layer.ia.numpy(),
+                                                                  layer.ib.numpy(), False), w))
+        self.assertTrue(gradcheck(lambda v: dt.group_sum(v, 2, 3.0), self.x(4, 8)))
+        layer.eval()  # eval mode: the argmax gates, no weight gradient
+        y = layer(x)
+        y.sum().backward()
+        self.assertTrue(torch.all(layer.weights.grad == 0))
+        self.assertTrue(np.array_equal(y.detach().numpy(), diffalg.logic_layer(
+            x.detach().numpy(), layer.weights.detach().numpy(), layer.ia.numpy(),
+            layer.ib.numpy(), hard=True)))
+
     def test_relaxed_shortest_path(self):
         cost = (torch.rand(2, 4, 4, dtype=torch.float64) + 0.5).requires_grad_()
         target = torch.eye(4, dtype=torch.float64).expand(2, 4, 4)
