@@ -6,18 +6,22 @@
  * through da_ranking_new(spec, n) + da_ranking_loss on inputs shared with the Python
  * script (a 64-bit LCG: scores from seed 1000 + n, targets from seed 2000 + n, uniform
  * in [-1, 1)). Times are the minimum wall time and the minimum process CPU time (all
- * threads) over the timed runs of every round, after one warm-up run per round: on a
- * loaded machine the minimum is the least disturbed run.
+ * threads) over the timed runs of every round, after one warm-up run in the first
+ * round: on a loaded machine the minimum is the least disturbed run.
  *
- * With --torch SCRIPT the program starts `PYTHON SCRIPT --serve` once and, for every
- * case, alternates rounds of its own runs with rounds of the reference's runs (C first
- * in even rounds, PyTorch first in odd ones), so both sides see the same load. The
- * table gets the reference's times and the ratios reference / diffalg (wall and CPU).
+ * With --torch SCRIPT the program starts `PYTHON SCRIPT --serve` (once per thread count,
+ * with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set to it) and, for every case,
+ * alternates rounds of its own runs with rounds of the reference's runs (C first in even
+ * rounds, PyTorch first in odd ones), so both sides see the same load. The table gets
+ * the reference's times and the ratios reference / diffalg (wall and CPU). CPU time
+ * undercounts the other threads of short multi-threaded runs (the kernel adds a running
+ * thread's time at ticks and switches): at 2 threads trust the wall column.
  * Both sides report the loss and grad_check = sum_k grad_k u_k (u: LCG seed 3000 + n);
  * in float64 they must agree to 1e-8 (relative to max(1, |loss|), and to sum_k |grad_k|):
  * a disagreement is reported on stderr, marked in the table, and the exit status is 1. */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,15 +86,20 @@ typedef struct {
     pid_t pid;
 } coprocess;
 
+/* the reference for one thread count: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set
+ * for the child, since torch.set_num_threads does not reach the OpenBLAS that torch's
+ * matmuls call */
 static void torch_start(coprocess *c, const char *python, const char *script, int batch,
-                        double steepness)
+                        double steepness, int threads)
 {
     int in[2], out[2];
-    char b[32], s[32];
+    char b[32], s[32], t[32];
     snprintf(b, sizeof b, "%d", batch);
+    snprintf(t, sizeof t, "%d", threads);
     snprintf(s, sizeof s, "%.17g", steepness);
     if (pipe(in) || pipe(out))
         ex_die(1, "pipe failed");
+    signal(SIGPIPE, SIG_IGN); /* a dead child shows as EOF on its output, reported there */
     fflush(NULL);
     c->pid = fork();
     if (c->pid < 0)
@@ -99,6 +108,8 @@ static void torch_start(coprocess *c, const char *python, const char *script, in
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        setenv("OMP_NUM_THREADS", t, 1);
+        setenv("OPENBLAS_NUM_THREADS", t, 1);
         execl(python, python, script, "--serve", "--batch", b, "--steepness", s, (char *)NULL);
         fprintf(stderr, "bench_sort: cannot run %s %s\n", python, script);
         _exit(127);
@@ -145,10 +156,12 @@ static double json_num(const char *line, const char *key)
 
 /* one round of the reference's runs; 0 when it skips the case (message in why) */
 static int torch_round(coprocess *c, const char *method, int n, int threads, const char *dtype,
-                       int runs, double max_seconds, side_result *r, char *why, size_t len)
+                       int runs, double min_seconds, double max_seconds, side_result *r,
+                       char *why, size_t len)
 {
     char line[4096];
-    fprintf(c->to, "%s %d %d %s %d %g\n", method, n, threads, dtype, runs, max_seconds);
+    fprintf(c->to, "%s %d %d %s %d %g %g\n", method, n, threads, dtype, runs, min_seconds,
+            max_seconds);
     fflush(c->to);
     if (!fgets(line, sizeof line, c->from))
         ex_die(1, "the PyTorch script stopped answering (%s n=%d)", method, n);
@@ -184,14 +197,17 @@ static void c_run(const c_case *cs, double *loss)
         ex_die(1, "%s: %s", da_ranking_spec(cs->method), da_last_error());
 }
 
-/* one round: a warm-up run, then up to runs timed runs (at least one; no new run once
- * max_seconds have passed) */
-static void c_round(const c_case *cs, int runs, double max_seconds, side_result *r)
+/* one round: a warm-up run if asked, then timed runs until there are `runs` of them and
+ * min_seconds have passed, but no new run once max_seconds have passed (at least one) */
+static void c_round(const c_case *cs, int warm_up, int runs, double min_seconds,
+                    double max_seconds, side_result *r)
 {
     double loss, start = ex_now();
-    c_run(cs, &loss);
+    if (warm_up)
+        c_run(cs, &loss);
     *r = (side_result){0};
-    while (r->runs < runs && (r->runs == 0 || ex_now() - start < max_seconds)) {
+    while ((r->runs < runs || ex_now() - start < min_seconds) &&
+           (r->runs == 0 || ex_now() - start < max_seconds)) {
         double w0 = ex_now(), c0 = cpu_now();
         c_run(cs, &loss);
         double cpu = 1e3 * (cpu_now() - c0), wall = 1e3 * (ex_now() - w0);
@@ -222,7 +238,7 @@ static int agree(const side_result *c, const side_result *t, const double *grad,
 typedef struct {
     int batch, runs, rounds, max_n, f32;
     int threads[8], n_threads, sizes[32], n_sizes;
-    double steepness, max_seconds;
+    double steepness, min_seconds, max_seconds;
     const char *methods, *torch, *python, *out;
 } bench_opts;
 
@@ -268,14 +284,17 @@ static void usage(FILE *f)
 {
     fputs("usage: bench_sort [--threads 1,2] [--batch B] [--sizes 4,8,16,32,64,256,1024]\n"
           "                  [--methods LIST] [--steepness S] [--runs N] [--rounds R]\n"
-          "                  [--max-seconds S] [--max-n N] [--torch SCRIPT [--torch-f32]]\n"
+          "                  [--min-seconds S0] [--max-seconds S] [--max-n N]\n"
+          "                  [--torch SCRIPT [--torch-f32]]\n"
           "                  [--python PYTHON] [--out FILE.jsonl] [--help]\n"
           "  forward+backward of each ranking loss (batch mean, gradient wrt the scores),\n"
           "  through da_ranking_new(spec, n) + da_ranking_loss. Methods (default all):\n"
           "  odd_even:cauchy, bitonic:cauchy (steepness S, 10), neuralsort, softsort (tau 1),\n"
           "  sinkhorn (epsilon 0.1, 50 iterations), fast_soft_rank:l2 (strength 1).\n"
-          "  Per case and thread count: R rounds (3) of up to N timed runs (5) after a\n"
-          "  warm-up, a round stopping early after S seconds (5); minimum wall and CPU ms.\n"
+          "  Per case and thread count: one warm-up run, then R rounds (3) of timed runs, a\n"
+          "  round running until it has N runs (5) and S0 seconds (0.5) have passed, but\n"
+          "  starting no run after S seconds (5); a case without reference stops after S\n"
+          "  seconds too. Minimum wall and CPU ms over all timed runs.\n"
           "  Sizes above a method's practical limit (odd_even 256, sinkhorn 128, others\n"
           "  1024) or above --max-n are skipped.\n"
           "  --torch SCRIPT: experiments/bench_sort_torch.py, run as PYTHON SCRIPT --serve\n"
@@ -291,13 +310,14 @@ static void parse_options(int argc, char **argv, bench_opts *o)
         {"sizes", required_argument, 0, 'n'},   {"methods", required_argument, 0, 'M'},
         {"steepness", required_argument, 0, 's'}, {"runs", required_argument, 0, 'r'},
         {"rounds", required_argument, 0, 'R'},  {"max-seconds", required_argument, 0, 'S'},
+        {"min-seconds", required_argument, 0, 'I'},
         {"max-n", required_argument, 0, 'm'},   {"torch", required_argument, 0, 'T'},
         {"torch-f32", no_argument, 0, 'F'},     {"python", required_argument, 0, 'P'},
         {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *threads = "1,2", *sizes = "4,8,16,32,64,256,1024";
     *o = (bench_opts){.batch = 128, .runs = 5, .rounds = 3, .max_n = 1 << 30,
-                      .steepness = 10, .max_seconds = 5, .python = "/usr/bin/python3",
+                      .steepness = 10, .min_seconds = 0.5, .max_seconds = 5, .python = "/usr/bin/python3",
                       .methods = NULL};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -310,6 +330,7 @@ static void parse_options(int argc, char **argv, bench_opts *o)
         case 'r': o->runs = (int)ex_parse_long("runs", optarg, 1, 100000); break;
         case 'R': o->rounds = (int)ex_parse_long("rounds", optarg, 1, 1000); break;
         case 'S': o->max_seconds = ex_parse_double("max-seconds", optarg, 0, 1e6); break;
+        case 'I': o->min_seconds = ex_parse_double("min-seconds", optarg, 0, 1e6); break;
         case 'm': o->max_n = (int)ex_parse_long("max-n", optarg, 2, DA_SORTNET_MAX_N); break;
         case 'T': o->torch = optarg; break;
         case 'F': o->f32 = 1; break;
@@ -351,19 +372,25 @@ static void run_case(const bench_opts *o, const bench_method *m, int n, int thre
     lcg_uniform(3000 + (uint64_t)n, count, buf + 2 * count);
     memset(res, 0, sizeof *res);
     int want64 = torch != NULL, want32 = torch && o->f32;
-    for (int round = 0; round < o->rounds; round++) {
+    double start = ex_now();
+    /* without a reference to interleave with, a slow case stops after max_seconds */
+    for (int round = 0; round < o->rounds &&
+                        (want64 || want32 || round == 0 || ex_now() - start < o->max_seconds);
+         round++) {
         side_result r;
         for (int turn = 0; turn < 2; turn++) {
             if ((turn == 0) == (round % 2 == 0)) {
-                c_round(&cs, o->runs, o->max_seconds, &r);
+                c_round(&cs, round == 0, o->runs, o->min_seconds, o->max_seconds, &r);
                 side_merge(&res->c, &r);
                 continue;
             }
             if (want64 && (want64 = torch_round(torch, m->name, n, threads, "float64", o->runs,
-                                                o->max_seconds, &r, why, sizeof why)))
+                                                o->min_seconds, o->max_seconds, &r, why,
+                                                sizeof why)))
                 side_merge(&res->t64, &r), res->have64 = 1;
             if (want32 && (want32 = torch_round(torch, m->name, n, threads, "float32", o->runs,
-                                                o->max_seconds, &r, why, sizeof why)))
+                                                o->min_seconds, o->max_seconds, &r, why,
+                                                sizeof why)))
                 side_merge(&res->t32, &r), res->have32 = 1;
         }
     }
@@ -442,8 +469,6 @@ int main(int argc, char **argv)
     bench_opts o;
     parse_options(argc, argv, &o);
     coprocess torch;
-    if (o.torch)
-        torch_start(&torch, o.python, o.torch, o.batch, o.steepness);
     ex_json *j = ex_json_open(o.out, 0);
     if (!j)
         return 1;
@@ -453,6 +478,7 @@ int main(int argc, char **argv)
     ex_json_num(j, "steepness", o.steepness);
     ex_json_int(j, "rounds", o.rounds);
     ex_json_int(j, "runs", o.runs);
+    ex_json_num(j, "min_seconds", o.min_seconds);
     ex_json_num(j, "max_seconds", o.max_seconds);
     ex_json_str(j, "reference", o.torch ? o.torch : "none");
     ex_json_str(j, "inputs", "lcg seeds 1000+n (scores), 2000+n (targets), 3000+n "
@@ -461,6 +487,8 @@ int main(int argc, char **argv)
     int mismatches = 0;
     for (int ti = 0; ti < o.n_threads; ti++) {
         int threads = ex_set_threads(o.threads[ti]);
+        if (o.torch)
+            torch_start(&torch, o.python, o.torch, o.batch, o.steepness, threads);
         print_header(&o, threads);
         for (int mi = 0; mi < N_METHODS; mi++)
             for (int si = 0; si < o.n_sizes; si++) {
@@ -474,10 +502,10 @@ int main(int argc, char **argv)
                 print_row(&o, m->name, n, &r);
                 json_row(j, m->name, n, threads, &r);
             }
+        if (o.torch)
+            torch_stop(&torch);
     }
     ex_json_close(j);
-    if (o.torch)
-        torch_stop(&torch);
     if (mismatches)
         fprintf(stderr, "bench_sort: %d case(s) disagree with the reference\n", mismatches);
     return mismatches ? 1 : 0;

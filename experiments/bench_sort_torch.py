@@ -23,18 +23,19 @@ from seed 2000 + n, uniform in [-1, 1)), same batch and parameters:
                       against the true 1-based ranks. Time = forward + VJP.
 
 Every case reports the minimum wall time (time.perf_counter) and the minimum process CPU
-time (time.process_time, all threads) over the timed runs after one warm-up, the loss,
-and grad_check = sum_k grad_k u_k (u: the LCG with seed 3000 + n), which bench_sort
+time (time.process_time, all threads) over the timed runs (at least --runs of them and
+--min-seconds long) after one warm-up (in --serve mode only the first request of a case
+and thread count warms up), the loss, and grad_check = sum_k grad_k u_k (u: the LCG with seed 3000 + n), which bench_sort
 compares with its own to 1e-8.
 
 Two modes:
   standalone  /usr/bin/python3 experiments/bench_sort_torch.py [--threads 2] [--batch 128]
                 [--sizes 4,8,16,32,64] [--methods LIST] [--dtype float64|float32|both]
-                [--runs N] [--max-seconds S] [--out FILE.jsonl]
+                [--runs N] [--min-seconds S0] [--max-seconds S] [--out FILE.jsonl]
               prints a Markdown table (and JSON lines with --out);
-  --serve     reads requests "METHOD N THREADS DTYPE RUNS MAX_SECONDS" on stdin, one a
-              line, and answers each with one JSON line on stdout (bench_sort --torch
-              runs it this way to interleave its runs with PyTorch's).
+  --serve     reads requests "METHOD N THREADS DTYPE RUNS MIN_SECONDS MAX_SECONDS" on
+              stdin, one a line, and answers each with one JSON line on stdout
+              (bench_sort --torch runs it so to interleave its runs with PyTorch's).
 Sizes above a method's limit here (memory or time of the reference; see LIMITS) are
 answered {"skipped": ...}. Uses Debian's python3-torch and python3-numpy only."""
 import argparse
@@ -282,8 +283,11 @@ def make_step(method, n, batch, dtype, steepness):
     return step
 
 
-def bench_case(method, n, batch, dtype_name, steepness, runs, max_seconds):
-    """one JSON-ready dict: min wall / cpu ms over the timed runs, loss, grad_check"""
+def bench_case(method, n, batch, dtype_name, steepness, runs, min_seconds, max_seconds,
+               steps):
+    """one JSON-ready dict: min wall / cpu ms over the timed runs, loss, grad_check.
+    steps caches the closures of the cases seen before: a new case (or thread count)
+    gets one warm-up run, a repeated one (the next round of bench_sort) none."""
     key = {"method": method, "n": n, "dtype": dtype_name, "batch": batch,
            "threads": torch.get_num_threads()}
     if method not in LIMITS:
@@ -292,10 +296,14 @@ def bench_case(method, n, batch, dtype_name, steepness, runs, max_seconds):
         return dict(key, skipped="n above this reference's limit %d" % LIMITS[method])
     if method == "fast_soft_rank:l2" and dtype_name != "float64":
         return dict(key, skipped="numpy reference in float64 only")
-    step = make_step(method, n, batch, getattr(torch, dtype_name), steepness)
-    loss, grad = step()  # warm-up
+    cache_key = (method, n, dtype_name, key["threads"])
+    if cache_key not in steps:
+        steps[cache_key] = make_step(method, n, batch, getattr(torch, dtype_name), steepness)
+        steps[cache_key]()  # warm-up
+    step = steps[cache_key]
     walls, cpus, start = [], [], time.perf_counter()
-    while len(walls) < runs and (not walls or time.perf_counter() - start < max_seconds):
+    while ((len(walls) < runs or time.perf_counter() - start < min_seconds)
+           and (not walls or time.perf_counter() - start < max_seconds)):
         w0, c0 = time.perf_counter(), time.process_time()
         loss, grad = step()
         cpus.append(time.process_time() - c0)
@@ -308,15 +316,16 @@ def bench_case(method, n, batch, dtype_name, steepness, runs, max_seconds):
 
 def serve(args):
     """answer bench_sort's requests, one JSON line each"""
+    steps = {}
     for line in sys.stdin:
         fields = line.split()
         if not fields:
             continue
-        method, n, threads, dtype, runs, max_seconds = fields
+        method, n, threads, dtype, runs, min_seconds, max_seconds = fields
         torch.set_num_threads(int(threads))
         try:
             res = bench_case(method, int(n), args.batch, dtype, args.steepness, int(runs),
-                             float(max_seconds))
+                             float(min_seconds), float(max_seconds), steps)
         except Exception as e:  # report, keep serving
             res = {"method": method, "n": int(n), "dtype": dtype, "error": repr(e)}
         sys.stdout.write(json.dumps(res) + "\n")
@@ -332,8 +341,10 @@ def main():
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32", "both"])
     ap.add_argument("--steepness", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--min-seconds", type=float, default=0.5,
+                    help="repeat a case for at least this long (and --runs times)")
     ap.add_argument("--max-seconds", type=float, default=20.0,
-                    help="stop repeating a case after this long (at least one timed run)")
+                    help="start no run of a case after this long (at least one timed run)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--serve", action="store_true",
                     help="answer requests on stdin (used by bench_sort --torch)")
@@ -352,7 +363,7 @@ def main():
         for n in [int(s) for s in args.sizes.split(",")]:
             for dt in dtypes:
                 r = bench_case(method, n, args.batch, dt, args.steepness, args.runs,
-                               args.max_seconds)
+                               args.min_seconds, args.max_seconds, {})
                 if "skipped" in r:
                     continue
                 print("| %s | %d | %s | %.3f | %.3f | %.12g | %d |"
