@@ -309,3 +309,73 @@ int ex_parse_choice(const char *opt, const char *arg, const char *const *choices
     }
     ex_die(2, "--%s: '%s' is not one of %s", opt, arg, list);
 }
+
+/* ---- checkpoints ---- */
+
+void ex_checkpoint_save(const char *path, da_model *m, const da_optim *opt, const da_rng *rng,
+                        const char *counter, long value, double seconds, const char *run_id)
+{
+    da_checkpoint *ck = da_checkpoint_new();
+    da_tensor **ps = da_model_params(m);
+    char name[32];
+    size_t n = da_optim_state_size(opt);
+    int rc = ck ? DA_OK : DA_ENOMEM;
+    for (int i = 0; i < da_model_n_params(m) && !rc; i++) {
+        snprintf(name, sizeof name, "param%d", i);
+        rc = da_checkpoint_put_tensor(ck, name, ps[i]);
+    }
+    void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
+    if (!rc && !st)
+        rc = da_last_error_code();
+    if (!rc)
+        rc = da_optim_state_save(opt, st, n);
+    if (!rc)
+        rc = da_checkpoint_put_rng(ck, "rng", rng);
+    if (!rc)
+        rc = da_checkpoint_put_long(ck, counter, value);
+    if (!rc)
+        rc = da_checkpoint_put(ck, "seconds", &seconds, sizeof seconds);
+    if (!rc && run_id)
+        rc = da_checkpoint_put(ck, "run", run_id, strlen(run_id));
+    if (!rc)
+        rc = da_checkpoint_save(ck, path);
+    da_checkpoint_free(ck);
+    if (rc)
+        ex_die(1, "writing the checkpoint: %s", da_last_error());
+}
+
+long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rng,
+                        const char *counter, double *seconds, const char *run_id)
+{
+    da_checkpoint *ck = NULL;
+    da_tensor **ps = da_model_params(m);
+    char name[32];
+    long value = 0;
+    size_t n;
+    int rc = da_checkpoint_load(path, &ck);
+    const char *got = rc || !run_id ? NULL : da_checkpoint_get(ck, "run", &n);
+    if (!rc && run_id && (!got || n != strlen(run_id) || memcmp(got, run_id, n)))
+        rc = da_set_error(DA_EFORMAT, "%s was written for another run (not %s)", path, run_id);
+    for (int i = 0; i < da_model_n_params(m) && !rc; i++) {
+        snprintf(name, sizeof name, "param%d", i);
+        rc = da_checkpoint_get_tensor(ck, name, ps[i]);
+    }
+    const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
+    if (!rc && !st)
+        rc = da_last_error_code();
+    if (!rc)
+        rc = da_optim_state_load(opt, st, n);
+    if (!rc)
+        rc = da_checkpoint_get_rng(ck, "rng", rng);
+    if (!rc)
+        rc = da_checkpoint_get_long(ck, counter, &value);
+    const double *sec = rc ? NULL : da_checkpoint_get(ck, "seconds", &n);
+    if (!rc && (!sec || n != sizeof *seconds))
+        rc = da_set_error(DA_EFORMAT, "%s: no elapsed time", path);
+    if (!rc)
+        *seconds = *sec;
+    da_checkpoint_free(ck);
+    if (rc)
+        ex_die(1, "resuming: %s", da_last_error());
+    return value;
+}

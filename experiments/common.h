@@ -9,6 +9,9 @@
 #include <stdio.h>
 
 #include "data.h"
+#include "io.h"
+#include "layers.h"
+#include "optim.h"
 
 /* ---- time and threads ---- */
 double ex_now(void); /* monotonic seconds */
@@ -71,5 +74,16 @@ long ex_parse_long(const char *opt, const char *arg, long lo, long hi);
 double ex_parse_double(const char *opt, const char *arg, double lo, double hi);
 /* index of arg in choices[0..n-1] */
 int ex_parse_choice(const char *opt, const char *arg, const char *const *choices, int n);
+
+/* ---- checkpoints of a training run (lib/io.h format, written atomically) ----
+ * The state every training program saves: the model parameters (param0, param1, ...),
+ * the optimizer state ("optim"), the generator ("rng"), a counter named `counter`
+ * ("epoch" or "step"), the elapsed seconds, and a run id (the configuration a resume
+ * must match, or NULL for none). On any error both print the message and exit(1). */
+void ex_checkpoint_save(const char *path, da_model *m, const da_optim *opt, const da_rng *rng,
+                        const char *counter, long value, double seconds, const char *run_id);
+/* Restores what ex_checkpoint_save wrote; returns the counter, *seconds the elapsed time. */
+long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rng,
+                        const char *counter, double *seconds, const char *run_id);
 
 #endif

@@ -264,76 +264,6 @@ static da_ranking_acc evaluate(trainer *t, const test_set *ts)
     return acc;
 }
 
-/* ---- checkpoints: parameters, optimizer state, rng, step, elapsed seconds ---- */
-
-static void save_state(const char *path, trainer *t, const da_rng *rng, long step, double seconds)
-{
-    da_checkpoint *ck = da_checkpoint_new();
-    da_tensor **ps = da_model_params(t->model);
-    char name[32];
-    size_t n = da_optim_state_size(t->opt);
-    int rc = ck ? DA_OK : DA_ENOMEM;
-    for (int i = 0; i < da_model_n_params(t->model) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_put_tensor(ck, name, ps[i]);
-    }
-    void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_save(t->opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_put_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_put_long(ck, "step", step);
-    if (!rc)
-        rc = da_checkpoint_put(ck, "seconds", &seconds, sizeof seconds);
-    if (!rc)
-        rc = da_checkpoint_put(ck, "method", da_ranking_spec(t->method),
-                               strlen(da_ranking_spec(t->method)));
-    if (!rc)
-        rc = da_checkpoint_save(ck, path);
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "writing the checkpoint: %s", da_last_error());
-}
-
-static long load_state(const char *path, trainer *t, da_rng *rng, double *seconds)
-{
-    da_checkpoint *ck;
-    da_tensor **ps = da_model_params(t->model);
-    char name[32];
-    long step = 0;
-    size_t n;
-    int rc = da_checkpoint_load(path, &ck);
-    const char *spec = rc ? NULL : da_checkpoint_get(ck, "method", &n);
-    if (!rc && (!spec || n != strlen(da_ranking_spec(t->method)) ||
-                memcmp(spec, da_ranking_spec(t->method), n)))
-        rc = da_set_error(DA_EFORMAT, "%s was written for another method", path);
-    for (int i = 0; i < da_model_n_params(t->model) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_get_tensor(ck, name, ps[i]);
-    }
-    const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_load(t->opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_get_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_get_long(ck, "step", &step);
-    const double *sec = rc ? NULL : da_checkpoint_get(ck, "seconds", &n);
-    if (!rc && (!sec || n != sizeof *seconds))
-        rc = da_set_error(DA_EFORMAT, "%s: no elapsed time", path);
-    if (!rc)
-        *seconds = *sec;
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "resuming: %s", da_last_error());
-    return step;
-}
-
 static void write_config(ex_json *j, const config *c, trainer *t, const da_split *sp,
                          int threads, long resumed)
 {
@@ -414,7 +344,9 @@ int main(int argc, char **argv)
         ex_die(1, "setup: %s", da_last_error());
 
     double done_seconds = 0;
-    long start = c.resume ? load_state(c.checkpoint, &t, rng, &done_seconds) : 0;
+    long start = c.resume ? ex_checkpoint_load(c.checkpoint, t.model, t.opt, rng, "step",
+                                                &done_seconds, da_ranking_spec(t.method))
+                         : 0;
     ex_json *j = ex_json_open(c.out, c.resume);
     if (!j)
         exit(1);
@@ -445,7 +377,8 @@ int main(int argc, char **argv)
             loss_sum = 0;
             loss_count = 0;
             if (c.checkpoint)
-                save_state(c.checkpoint, &t, rng, step, ex_now() - t0);
+                ex_checkpoint_save(c.checkpoint, t.model, t.opt, rng, "step", step, ex_now() - t0,
+                                   da_ranking_spec(t.method));
         } else if (step % 10 == 0) {
             snprintf(metrics, sizeof metrics, "loss %.4f", loss_sum / loss_count);
         }

@@ -446,74 +446,6 @@ static void run_id(const config *c, const trainer *t, char *buf, size_t size)
              newton_names[c->newton]);
 }
 
-static void save_state(const char *path, trainer *t, const da_rng *rng, long epoch, double seconds)
-{
-    da_checkpoint *ck = da_checkpoint_new();
-    da_tensor **ps = da_model_params(t->model);
-    char name[32], id[400];
-    size_t n = da_optim_state_size(t->opt);
-    int rc = ck ? DA_OK : DA_ENOMEM;
-    run_id(t->c, t, id, sizeof id);
-    for (int i = 0; i < da_model_n_params(t->model) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_put_tensor(ck, name, ps[i]);
-    }
-    void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_save(t->opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_put_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_put_long(ck, "epoch", epoch);
-    if (!rc)
-        rc = da_checkpoint_put(ck, "seconds", &seconds, sizeof seconds);
-    if (!rc)
-        rc = da_checkpoint_put(ck, "run", id, strlen(id));
-    if (!rc)
-        rc = da_checkpoint_save(ck, path);
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "writing the checkpoint: %s", da_last_error());
-}
-
-static long load_state(const char *path, trainer *t, da_rng *rng, double *seconds)
-{
-    da_checkpoint *ck;
-    da_tensor **ps = da_model_params(t->model);
-    char name[32], id[400];
-    long epoch = 0;
-    size_t n;
-    run_id(t->c, t, id, sizeof id);
-    int rc = da_checkpoint_load(path, &ck);
-    const char *got = rc ? NULL : da_checkpoint_get(ck, "run", &n);
-    if (!rc && (!got || n != strlen(id) || memcmp(got, id, n)))
-        rc = da_set_error(DA_EFORMAT, "%s was written for another run (not %s)", path, id);
-    for (int i = 0; i < da_model_n_params(t->model) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_get_tensor(ck, name, ps[i]);
-    }
-    const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_load(t->opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_get_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_get_long(ck, "epoch", &epoch);
-    const double *sec = rc ? NULL : da_checkpoint_get(ck, "seconds", &n);
-    if (!rc && (!sec || n != sizeof *seconds))
-        rc = da_set_error(DA_EFORMAT, "%s: no elapsed time", path);
-    if (!rc)
-        *seconds = *sec;
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "resuming: %s", da_last_error());
-    return epoch;
-}
-
 /* ---- output ---- */
 
 static void write_config(ex_json *j, const config *c, trainer *t, const da_split *sp,
@@ -648,7 +580,11 @@ int main(int argc, char **argv)
         ex_die(1, "setup: %s", da_last_error());
 
     double done_seconds = 0;
-    long start = c.resume ? load_state(c.checkpoint, &t, rng, &done_seconds) : 0;
+    char id[400];
+    run_id(&c, &t, id, sizeof id);
+    long start = c.resume ? ex_checkpoint_load(c.checkpoint, t.model, t.opt, rng, "epoch",
+                                               &done_seconds, id)
+                          : 0;
     ex_json *j = ex_json_open(c.out, c.resume);
     if (!j)
         exit(1);
@@ -689,7 +625,7 @@ int main(int argc, char **argv)
             loss_sum = 0;
             loss_count = 0;
             if (c.checkpoint)
-                save_state(c.checkpoint, &t, rng, epoch, ex_now() - t0);
+                ex_checkpoint_save(c.checkpoint, t.model, t.opt, rng, "epoch", epoch, ex_now() - t0, id);
         }
     }
     ex_progress_end(&bar);

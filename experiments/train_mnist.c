@@ -164,71 +164,6 @@ static double evaluate(const config *c, da_ctx *ctx, da_model *m, const da_datas
     return (double)correct / n;
 }
 
-/* ---- checkpoints: parameters, optimizer state, rng, epoch, elapsed seconds ---- */
-
-static void save_state(const char *path, da_model *m, const da_optim *opt, const da_rng *rng,
-                       int epoch, double seconds)
-{
-    da_checkpoint *ck = da_checkpoint_new();
-    da_tensor **ps = da_model_params(m);
-    char name[32];
-    size_t n = da_optim_state_size(opt);
-    int rc = ck ? DA_OK : DA_ENOMEM;
-    for (int i = 0; i < da_model_n_params(m) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_put_tensor(ck, name, ps[i]);
-    }
-    void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_save(opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_put_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_put_long(ck, "epoch", epoch);
-    if (!rc)
-        rc = da_checkpoint_put(ck, "seconds", &seconds, sizeof seconds);
-    if (!rc)
-        rc = da_checkpoint_save(ck, path);
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "writing the checkpoint: %s", da_last_error());
-}
-
-static int load_state(const char *path, da_model *m, da_optim *opt, da_rng *rng,
-                      double *seconds)
-{
-    da_checkpoint *ck;
-    da_tensor **ps = da_model_params(m);
-    char name[32];
-    long epoch = 0;
-    size_t n;
-    int rc = da_checkpoint_load(path, &ck);
-    for (int i = 0; i < da_model_n_params(m) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_get_tensor(ck, name, ps[i]);
-    }
-    const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_load(opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_get_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_get_long(ck, "epoch", &epoch);
-    const double *sec = rc ? NULL : da_checkpoint_get(ck, "seconds", &n);
-    if (!rc && (!sec || n != sizeof *seconds))
-        rc = da_set_error(DA_EFORMAT, "%s: no elapsed time", path);
-    if (!rc)
-        *seconds = *sec;
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "resuming: %s", da_last_error());
-    return (int)epoch;
-}
-
 static void write_config(ex_json *j, const config *c, const da_model *m, const da_split *sp,
                          int threads, int resume_epoch)
 {
@@ -272,7 +207,9 @@ int main(int argc, char **argv)
         ex_die(1, "setup: %s", da_last_error());
     memcpy(order, sp->train, (size_t)sp->n_train * sizeof *order);
     double done_seconds = 0;
-    int start = c.resume ? load_state(c.checkpoint, m, opt, rng, &done_seconds) : 0;
+    int start = c.resume ? (int)ex_checkpoint_load(c.checkpoint, m, opt, rng, "epoch",
+                                                     &done_seconds, NULL)
+                        : 0;
     ex_json *j = ex_json_open(c.out, c.resume);
     if (!j)
         exit(1);
@@ -304,7 +241,7 @@ int main(int argc, char **argv)
         ex_json_num(j, "test_acc", acc);
         ex_json_end(j);
         if (c.checkpoint)
-            save_state(c.checkpoint, m, opt, rng, epoch, seconds);
+            ex_checkpoint_save(c.checkpoint, m, opt, rng, "epoch", epoch, seconds, NULL);
     }
     ex_progress_end(&bar);
     if (start >= c.epochs)
