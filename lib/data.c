@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "data.h"
+#include "alloc.h"
 
 #define IDX_TYPE_UBYTE 0x08
 #define IDX_MAX_DIM (1 << 30)
@@ -47,15 +48,15 @@ static int read_header(gzFile f, const char *path, int ndim, int *dims)
 static int read_body(gzFile f, const char *path, size_t expect, unsigned char **out)
 {
     size_t cap = expect < READ_CHUNK ? expect : READ_CHUNK, len = 0;
-    unsigned char *buf = malloc(cap), *grown;
+    unsigned char *buf = da_malloc(cap), *grown;
     int errnum;
     if (!buf)
         return da_set_error(DA_ENOMEM, "%s: out of memory", path);
     while (len < expect) {
         if (len == cap) {
             cap = 2 * cap < expect ? 2 * cap : expect;
-            if (!(grown = realloc(buf, cap))) {
-                free(buf);
+            if (!(grown = da_realloc(buf, cap))) {
+                da_free(buf);
                 return da_set_error(DA_ENOMEM, "%s: out of memory", path);
             }
             buf = grown;
@@ -64,7 +65,7 @@ static int read_body(gzFile f, const char *path, size_t expect, unsigned char **
         int got = gzread(f, buf + len, (unsigned)want);
         if (got <= 0) {
             const char *msg = got < 0 ? gzerror(f, &errnum) : "end of file";
-            free(buf);
+            da_free(buf);
             return da_set_error(DA_EFORMAT, "%s: truncated or corrupt IDX data (%zu of %zu "
                                             "bytes: %s)", path, len, expect, msg);
         }
@@ -73,7 +74,7 @@ static int read_body(gzFile f, const char *path, size_t expect, unsigned char **
     unsigned char extra;
     int more = gzread(f, &extra, 1);
     if (more != 0) {
-        free(buf);
+        da_free(buf);
         return da_set_error(DA_EFORMAT, "%s: %s after the %zu bytes of IDX data", path,
                             more > 0 ? "trailing bytes" : gzerror(f, &errnum), expect);
     }
@@ -115,14 +116,14 @@ int da_idx_read_images(const char *path, int *n, int *rows, int *cols, float **i
     if (rc)
         return rc;
     size_t count = (size_t)dims[0] * (size_t)dims[1] * (size_t)dims[2];
-    float *img = malloc(count * sizeof *img);
+    float *img = da_malloc(count * sizeof *img);
     if (!img) {
-        free(bytes);
+        da_free(bytes);
         return da_set_error(DA_ENOMEM, "%s: out of memory for %zu pixels", path, count);
     }
     for (size_t i = 0; i < count; i++)
         img[i] = (float)bytes[i] / 255.0f;
-    free(bytes);
+    da_free(bytes);
     *n = dims[0];
     *rows = dims[1];
     *cols = dims[2];
@@ -139,14 +140,14 @@ int da_idx_read_labels(const char *path, int *n, int **labels)
     int rc = read_idx(path, 1, dims, &bytes);
     if (rc)
         return rc;
-    int *lab = malloc((size_t)dims[0] * sizeof *lab);
+    int *lab = da_malloc((size_t)dims[0] * sizeof *lab);
     if (!lab) {
-        free(bytes);
+        da_free(bytes);
         return da_set_error(DA_ENOMEM, "%s: out of memory", path);
     }
     for (int i = 0; i < dims[0]; i++)
         lab[i] = bytes[i];
-    free(bytes);
+    da_free(bytes);
     *n = dims[0];
     *labels = lab;
     return DA_OK;
@@ -156,7 +157,7 @@ int da_idx_read_labels(const char *path, int *n, int **labels)
 
 da_dataset *da_dataset_load_idx(const char *images_path, const char *labels_path)
 {
-    da_dataset *ds = calloc(1, sizeof *ds);
+    da_dataset *ds = da_calloc(1, sizeof *ds);
     int n_labels;
     if (!ds) {
         da_set_error(DA_ENOMEM, "da_dataset_load_idx: out of memory");
@@ -183,9 +184,9 @@ void da_dataset_free(da_dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->images);
-    free(ds->labels);
-    free(ds);
+    da_free(ds->images);
+    da_free(ds->labels);
+    da_free(ds);
 }
 
 /* dir/name into buf; DA_ERANGE if it does not fit */
@@ -307,14 +308,14 @@ da_split *da_split_new(int n, int n_train, int n_test, da_rng *rng)
                                 "all >= 0", n_train, n_test, n);
         return NULL;
     }
-    da_split *s = calloc(1, sizeof *s);
-    int *perm = malloc((size_t)n * sizeof *perm);
+    da_split *s = da_calloc(1, sizeof *s);
+    int *perm = da_malloc((size_t)n * sizeof *perm);
     if (s) {
-        s->train = malloc(((size_t)n_train + 1) * sizeof *s->train);
-        s->test = malloc(((size_t)n_test + 1) * sizeof *s->test);
+        s->train = da_malloc(((size_t)n_train + 1) * sizeof *s->train);
+        s->test = da_malloc(((size_t)n_test + 1) * sizeof *s->test);
     }
     if (!s || !perm || !s->train || !s->test) {
-        free(perm);
+        da_free(perm);
         da_split_free(s);
         da_set_error(DA_ENOMEM, "da_split_new: out of memory");
         return NULL;
@@ -328,7 +329,7 @@ da_split *da_split_new(int n, int n_train, int n_test, da_rng *rng)
     memcpy(s->test, perm + n_train, (size_t)n_test * sizeof *perm);
     qsort(s->train, (size_t)n_train, sizeof *perm, cmp_int);
     qsort(s->test, (size_t)n_test, sizeof *perm, cmp_int);
-    free(perm);
+    da_free(perm);
     return s;
 }
 
@@ -336,7 +337,7 @@ void da_split_free(da_split *split)
 {
     if (!split)
         return;
-    free(split->train);
-    free(split->test);
-    free(split);
+    da_free(split->train);
+    da_free(split->test);
+    da_free(split);
 }

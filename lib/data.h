@@ -10,7 +10,7 @@
  * dimensions, truncated data, trailing bytes, corrupt gzip stream), DA_EIO when the
  * file cannot be opened.
  *
- * Ownership: da_idx_read_* return malloc'd arrays the caller frees with free();
+ * Ownership: da_idx_read_* return heap arrays the caller frees with free() (or da_free);
  * da_dataset_* / da_mnist_load / da_fashion_mnist_load return a dataset freed with
  * da_dataset_free; da_split_new returns a split freed with da_split_free (NULL no-op). */
 #ifndef DA_DATA_H

@@ -3,6 +3,7 @@
 #define DA_DIFFALG_H
 
 #include "error.h"
+#include "alloc.h"
 #include "tensor.h"
 #include "ops.h"
 #include "rng.h"

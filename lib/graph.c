@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tensor.h"
+#include "alloc.h"
 
 da_node **da_ctx_tape(da_ctx *ctx); /* tensor.c */
 
@@ -260,7 +261,7 @@ static int eval_grad(da_ctx *ctx, da_scalar_fn f, void *user, int m, const doubl
 static int exact_hessian(da_node *root, int m, double *H)
 {
     custom_saved *cs = root->saved;
-    double *e = calloc((size_t)m, sizeof *e), *hv = malloc((size_t)m * sizeof *hv);
+    double *e = da_calloc((size_t)m, sizeof *e), *hv = da_malloc((size_t)m * sizeof *hv);
     int rc = DA_OK;
     if (!e || !hv) {
         rc = da_set_error(DA_ENOMEM, "da_hessian: out of memory");
@@ -274,8 +275,8 @@ static int exact_hessian(da_node *root, int m, double *H)
             H[i * m + j] = hv[i];
     }
 done:
-    free(e);
-    free(hv);
+    da_free(e);
+    da_free(hv);
     return rc;
 }
 
@@ -313,8 +314,8 @@ int da_hessian(da_ctx *ctx, da_scalar_fn f, void *user, int m, const double *z, 
     }
     if (method)
         *method = DA_HESSIAN_FINITE_DIFF;
-    double *zz = malloc((size_t)m * sizeof *zz);
-    double *gp = malloc((size_t)m * sizeof *gp), *gm = malloc((size_t)m * sizeof *gm);
+    double *zz = da_malloc((size_t)m * sizeof *zz);
+    double *gp = da_malloc((size_t)m * sizeof *gp), *gm = da_malloc((size_t)m * sizeof *gm);
     if (!zz || !gp || !gm) {
         rc = da_set_error(DA_ENOMEM, "da_hessian: out of memory");
         goto done;
@@ -337,9 +338,9 @@ int da_hessian(da_ctx *ctx, da_scalar_fn f, void *user, int m, const double *z, 
             H[i * m + j] = H[j * m + i] = s;
         }
 done:
-    free(zz);
-    free(gp);
-    free(gm);
+    da_free(zz);
+    da_free(gp);
+    da_free(gm);
     da_ctx_reset(ctx);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "io.h"
+#include "alloc.h"
 
 #define MAGIC "DACKPT\r\n"
 #define HEADER_BYTES 24
@@ -37,7 +38,7 @@ static int write_all(int fd, const unsigned char *p, size_t size)
 static void sync_parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *dir = slash ? da_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : da_strndup(".", 1);
     if (!dir)
         return;
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -45,7 +46,7 @@ static void sync_parent_dir(const char *path)
         fsync(fd);
         close(fd);
     }
-    free(dir);
+    da_free(dir);
 }
 
 int da_file_write_atomic(const char *path, const void *data, size_t size)
@@ -53,7 +54,7 @@ int da_file_write_atomic(const char *path, const void *data, size_t size)
     if (!path || !path[0] || (!data && size))
         return da_set_error(DA_EINVAL, "da_file_write_atomic: NULL or empty argument");
     size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof ".tmp.XXXXXX");
+    char *tmp = da_malloc(len + sizeof ".tmp.XXXXXX");
     if (!tmp)
         return da_set_error(DA_ENOMEM, "da_file_write_atomic: out of memory");
     memcpy(tmp, path, len);
@@ -62,7 +63,7 @@ int da_file_write_atomic(const char *path, const void *data, size_t size)
     if (fd < 0) {
         int rc = da_set_error(DA_EIO, "%s: cannot create a temporary file: %s", path,
                               strerror(errno));
-        free(tmp);
+        da_free(tmp);
         return rc;
     }
     const char *what = NULL;
@@ -83,10 +84,10 @@ int da_file_write_atomic(const char *path, const void *data, size_t size)
     }
     if (what) {
         unlink(tmp);
-        free(tmp);
+        da_free(tmp);
         return da_set_error(DA_EIO, "%s: %s failed: %s", path, what, strerror(err));
     }
-    free(tmp);
+    da_free(tmp);
     sync_parent_dir(path);
     return DA_OK;
 }
@@ -104,7 +105,7 @@ int da_file_read(const char *path, void **data, size_t *size)
         return da_set_error(DA_EIO, "%s: not a regular file", path);
     }
     size_t n = (size_t)st.st_size;
-    unsigned char *buf = malloc(n + 1);
+    unsigned char *buf = da_malloc(n + 1);
     if (!buf) {
         fclose(f);
         return da_set_error(DA_ENOMEM, "%s: out of memory for %zu bytes", path, n);
@@ -113,7 +114,7 @@ int da_file_read(const char *path, void **data, size_t *size)
     int bad = ferror(f) || got != n;
     fclose(f);
     if (bad) {
-        free(buf);
+        da_free(buf);
         return da_set_error(DA_EIO, "%s: read error", path);
     }
     buf[n] = 0;
@@ -137,7 +138,7 @@ struct da_checkpoint {
 
 da_checkpoint *da_checkpoint_new(void)
 {
-    da_checkpoint *ck = calloc(1, sizeof *ck);
+    da_checkpoint *ck = da_calloc(1, sizeof *ck);
     if (!ck)
         da_set_error(DA_ENOMEM, "da_checkpoint_new: out of memory");
     return ck;
@@ -148,9 +149,9 @@ void da_checkpoint_free(da_checkpoint *ck)
     if (!ck)
         return;
     for (int i = 0; i < ck->n; i++)
-        free(ck->blobs[i].data);
-    free(ck->blobs);
-    free(ck);
+        da_free(ck->blobs[i].data);
+    da_free(ck->blobs);
+    da_free(ck);
 }
 
 static blob *find(const da_checkpoint *ck, const char *name)
@@ -173,7 +174,7 @@ void *da_checkpoint_put_alloc(da_checkpoint *ck, const char *name, size_t size)
                      DA_CHECKPOINT_MAX_NAME);
         return NULL;
     }
-    unsigned char *data = calloc(size ? size : 1, 1);
+    unsigned char *data = da_calloc(size ? size : 1, 1);
     if (!data) {
         da_set_error(DA_ENOMEM, "da_checkpoint_put: out of memory for %zu bytes", size);
         return NULL;
@@ -182,9 +183,9 @@ void *da_checkpoint_put_alloc(da_checkpoint *ck, const char *name, size_t size)
     if (!b) {
         if (ck->n == ck->cap) {
             int cap = ck->cap ? 2 * ck->cap : 8;
-            blob *grown = realloc(ck->blobs, (size_t)cap * sizeof *grown);
+            blob *grown = da_realloc(ck->blobs, (size_t)cap * sizeof *grown);
             if (!grown) {
-                free(data);
+                da_free(data);
                 da_set_error(DA_ENOMEM, "da_checkpoint_put: out of memory");
                 return NULL;
             }
@@ -195,7 +196,7 @@ void *da_checkpoint_put_alloc(da_checkpoint *ck, const char *name, size_t size)
         memcpy(b->name, name, len + 1);
         b->data = NULL;
     }
-    free(b->data);
+    da_free(b->data);
     b->data = data;
     b->size = size;
     return data;
@@ -349,7 +350,7 @@ int da_checkpoint_save(const da_checkpoint *ck, const char *path)
     for (int i = 0; i < ck->n; i++)
         payload += 4 + strlen(ck->blobs[i].name) + 8 + ck->blobs[i].size;
     size_t total = HEADER_BYTES + payload + CRC_BYTES;
-    unsigned char *buf = malloc(total), *p = buf + HEADER_BYTES;
+    unsigned char *buf = da_malloc(total), *p = buf + HEADER_BYTES;
     if (!buf)
         return da_set_error(DA_ENOMEM, "da_checkpoint_save: out of memory for %zu bytes", total);
     memcpy(buf, MAGIC, 8);
@@ -368,7 +369,7 @@ int da_checkpoint_save(const da_checkpoint *ck, const char *path)
     uLong crc = crc32_z(crc32_z(0L, Z_NULL, 0), buf, HEADER_BYTES + payload);
     put_le(p, crc, 4);
     int rc = da_file_write_atomic(path, buf, total);
-    free(buf);
+    da_free(buf);
     return rc;
 }
 
@@ -438,7 +439,7 @@ int da_checkpoint_load(const char *path, da_checkpoint **out)
         return rc;
     da_checkpoint *ck = da_checkpoint_new();
     rc = ck ? parse_checkpoint(ck, path, buf, size) : DA_ENOMEM;
-    free(buf);
+    da_free(buf);
     if (rc) {
         da_checkpoint_free(ck);
         return rc;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "layers.h"
+#include "alloc.h"
 #include "precond.h"
 
 struct da_model {
@@ -24,7 +25,7 @@ da_model *da_model_new(da_dtype dtype)
         da_set_error(DA_EDTYPE, "da_model_new: unknown dtype %d", (int)dtype);
         return NULL;
     }
-    da_model *m = calloc(1, sizeof *m);
+    da_model *m = da_calloc(1, sizeof *m);
     if (!m) {
         da_set_error(DA_ENOMEM, "da_model_new: out of memory");
         return NULL;
@@ -41,9 +42,9 @@ void da_model_free(da_model *m)
         da_tensor_free(m->layers[i].W);
         da_tensor_free(m->layers[i].b);
     }
-    free(m->layers);
-    free(m->params);
-    free(m);
+    da_free(m->layers);
+    da_free(m->params);
+    da_free(m);
 }
 
 /* append a layer (copied) and register its parameters */
@@ -51,7 +52,7 @@ static int push_layer(da_model *m, const da_layer *l)
 {
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 8;
-        da_layer *nl = realloc(m->layers, (size_t)cap * sizeof *nl);
+        da_layer *nl = da_realloc(m->layers, (size_t)cap * sizeof *nl);
         if (!nl)
             return da_set_error(DA_ENOMEM, "da_model: out of memory");
         m->layers = nl;
@@ -59,7 +60,7 @@ static int push_layer(da_model *m, const da_layer *l)
     }
     int np = m->n_params + (l->W != NULL) + (l->b != NULL);
     if (np > m->n_params) {
-        da_tensor **p = realloc(m->params, (size_t)np * sizeof *p);
+        da_tensor **p = da_realloc(m->params, (size_t)np * sizeof *p);
         if (!p)
             return da_set_error(DA_ENOMEM, "da_model: out of memory");
         m->params = p;
@@ -335,7 +336,7 @@ da_model *da_model_cnn(da_dtype dtype, int in_ch, int H, int W, int n_conv,
     if (!rc)
         rc = da_model_add_flatten(m);
     if (!rc && n_fc > 0) {
-        int *sizes = malloc((size_t)(n_fc + 1) * sizeof *sizes);
+        int *sizes = da_malloc((size_t)(n_fc + 1) * sizeof *sizes);
         if (!sizes) {
             rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
         } else {
@@ -343,7 +344,7 @@ da_model *da_model_cnn(da_dtype dtype, int in_ch, int H, int W, int n_conv,
             for (int i = 0; i < n_fc; i++)
                 sizes[i + 1] = fc[i];
             rc = add_fc_stack(m, n_fc + 1, sizes, rng);
-            free(sizes);
+            da_free(sizes);
         }
     }
     if (rc) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "logic.h"
+#include "alloc.h"
 
 /* gate_g(a, b) = c0 + c1 a + c2 b + c3 ab, difflogic's order */
 static const double gate_coef[DA_LOGIC_N_GATES][4] = {
@@ -136,7 +137,7 @@ static int layer_backward(const layer_plan *L, const double *x, const double *gy
     long work = (long)L->batch * L->out_dim;
     int nt = work > LOGIC_PAR_MIN ? omp_get_max_threads() : 1;
     double *part = NULL; /* [nt][out][4] */
-    if (S && !(part = calloc((size_t)nt * L->out_dim * 4, sizeof *part)))
+    if (S && !(part = da_calloc((size_t)nt * L->out_dim * 4, sizeof *part)))
         return da_set_error(DA_ENOMEM, "logic layer backward: out of memory");
 #pragma omp parallel num_threads(nt)
     {
@@ -172,7 +173,7 @@ static int layer_backward(const layer_plan *L, const double *x, const double *gy
             }
         }
     }
-    free(part);
+    da_free(part);
     return DA_OK;
 }
 
@@ -224,7 +225,7 @@ static int check_layer(const char *who, int batch, int in_dim, int out_dim, cons
 
 static double *coeffs_new(const char *who, int out_dim, const double *w, int hard)
 {
-    double *coef = malloc((size_t)out_dim * 4 * sizeof *coef);
+    double *coef = da_malloc((size_t)out_dim * 4 * sizeof *coef);
     if (!coef)
         da_set_error(DA_ENOMEM, "%s: out of memory", who);
     else
@@ -249,7 +250,7 @@ int da_logic_layer_forward(int batch, int in_dim, int out_dim, const int *ia, co
     layer_plan L = {batch, in_dim, out_dim, ia, ib, coef};
     if (layer_forward(&L, x, y))
         rc = da_set_error(DA_ENAN, "%s: non-finite output (NaN or Inf in x)", who);
-    free(coef);
+    da_free(coef);
     return rc;
 }
 
@@ -272,7 +273,7 @@ int da_logic_layer_backward(int batch, int in_dim, int out_dim, const int *ia, c
     if (!gx && (!gw || hard))
         return DA_OK;
     double *coef = coeffs_new(who, out_dim, w, hard);
-    double *S = gw && !hard ? malloc((size_t)out_dim * 4 * sizeof *S) : NULL;
+    double *S = gw && !hard ? da_malloc((size_t)out_dim * 4 * sizeof *S) : NULL;
     if (!coef || (gw && !hard && !S)) {
         rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
     } else {
@@ -281,8 +282,8 @@ int da_logic_layer_backward(int batch, int in_dim, int out_dim, const int *ia, c
         if (!rc && S)
             logits_grad(out_dim, w, NULL, coef, S, gw);
     }
-    free(coef);
-    free(S);
+    da_free(coef);
+    da_free(S);
     return rc;
 }
 
@@ -363,11 +364,11 @@ int da_logic_connections_random(da_rng *rng, int in_dim, int out_dim, int *ia, i
     if (in_dim < 1 || out_dim < 1 || 2L * out_dim < in_dim || out_dim > (1 << 29))
         return da_set_error(DA_ERANGE, "%s: in_dim = %d, out_dim = %d (need 1 <= in_dim <= "
                                        "2 out_dim)", who, in_dim, out_dim);
-    int *slot = malloc((size_t)2 * out_dim * sizeof *slot); /* [2][out] */
-    int *perm = malloc((size_t)in_dim * sizeof *perm);      /* relabelling of inputs */
+    int *slot = da_malloc((size_t)2 * out_dim * sizeof *slot); /* [2][out] */
+    int *perm = da_malloc((size_t)in_dim * sizeof *perm);      /* relabelling of inputs */
     if (!slot || !perm) {
-        free(slot);
-        free(perm);
+        da_free(slot);
+        da_free(perm);
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
     }
     for (int i = 0; i < 2 * out_dim; i++)
@@ -380,8 +381,8 @@ int da_logic_connections_random(da_rng *rng, int in_dim, int out_dim, int *ia, i
         ia[j] = perm[slot[j]];
         ib[j] = perm[slot[out_dim + j]];
     }
-    free(slot);
-    free(perm);
+    da_free(slot);
+    da_free(perm);
     return DA_OK;
 }
 

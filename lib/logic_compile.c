@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "logic_compile_impl.h"
+#include "alloc.h"
 
 /* samples per evaluator pass: LANES words of 64 */
 #define LANES 4
@@ -87,11 +88,11 @@ static int make_gate(builder *B, int g, int ra, int rb)
 static int eliminate_dead(da_logic_circuit *c)
 {
     int first = c->n_bits + 1;
-    char *live = calloc((size_t)c->n_gates + 1, 1);
-    int *newnode = malloc(((size_t)first + c->n_gates) * sizeof *newnode);
+    char *live = da_calloc((size_t)c->n_gates + 1, 1);
+    int *newnode = da_malloc(((size_t)first + c->n_gates) * sizeof *newnode);
     if (!live || !newnode) {
-        free(live);
-        free(newnode);
+        da_free(live);
+        da_free(newnode);
         return da_set_error(DA_ENOMEM, "da_logic_circuit_new: out of memory");
     }
     for (int o = 0; o < c->n_out; o++)
@@ -116,8 +117,8 @@ static int eliminate_dead(da_logic_circuit *c)
     for (int o = 0; o < c->n_out; o++)
         c->out[o] = 2 * newnode[c->out[o] >> 1] + (c->out[o] & 1);
     c->n_gates = n;
-    free(live);
-    free(newnode);
+    da_free(live);
+    da_free(newnode);
     return DA_OK;
 }
 
@@ -125,17 +126,17 @@ void da_logic_circuit_free(da_logic_circuit *c)
 {
     if (!c)
         return;
-    free(c->thresholds);
-    free(c->gates);
-    free(c->out);
-    free(c);
+    da_free(c->thresholds);
+    da_free(c->gates);
+    da_free(c->out);
+    da_free(c);
 }
 
 /* translate the layers into the builder; refs of the last layer into c->out */
 static int build_layers(da_logic_circuit *c, const da_logicnet *net, builder *B)
 {
-    int W = net->width, *ref = malloc((size_t)(net->n_bits > W ? net->n_bits : W) * sizeof *ref);
-    int *next = malloc((size_t)W * sizeof *next), *gate = malloc((size_t)W * sizeof *gate);
+    int W = net->width, *ref = da_malloc((size_t)(net->n_bits > W ? net->n_bits : W) * sizeof *ref);
+    int *next = da_malloc((size_t)W * sizeof *next), *gate = da_malloc((size_t)W * sizeof *gate);
     int rc = ref && next && gate ? DA_OK : da_set_error(DA_ENOMEM, "da_logic_circuit_new: "
                                                                    "out of memory");
     for (int i = 0; !rc && i < net->n_bits; i++)
@@ -148,9 +149,9 @@ static int build_layers(da_logic_circuit *c, const da_logicnet *net, builder *B)
     }
     if (!rc)
         memcpy(c->out, ref, (size_t)W * sizeof *ref);
-    free(ref);
-    free(next);
-    free(gate);
+    da_free(ref);
+    da_free(next);
+    da_free(gate);
     return rc;
 }
 
@@ -160,21 +161,21 @@ da_logic_circuit *da_logic_circuit_new(const da_logicnet *net)
         da_set_error(DA_EINVAL, "da_logic_circuit_new: NULL net");
         return NULL;
     }
-    da_logic_circuit *c = calloc(1, sizeof *c);
+    da_logic_circuit *c = da_calloc(1, sizeof *c);
     long cap = (long)net->n_layers * net->width;
     builder B = {NULL, 0, (int)cap, net->n_bits + 1, NULL, 2};
     while (B.hsize < 2 * (size_t)cap)
         B.hsize *= 2;
     if (c) {
-        c->thresholds = malloc((size_t)net->n_thresholds * sizeof *c->thresholds);
-        c->out = malloc((size_t)net->width * sizeof *c->out);
-        B.gates = malloc((size_t)cap * sizeof *B.gates);
-        B.hash = calloc(B.hsize, sizeof *B.hash);
+        c->thresholds = da_malloc((size_t)net->n_thresholds * sizeof *c->thresholds);
+        c->out = da_malloc((size_t)net->width * sizeof *c->out);
+        B.gates = da_malloc((size_t)cap * sizeof *B.gates);
+        B.hash = da_calloc(B.hsize, sizeof *B.hash);
     }
     if (!c || !c->thresholds || !c->out || !B.gates || !B.hash) {
         da_logic_circuit_free(c);
-        free(B.gates);
-        free(B.hash);
+        da_free(B.gates);
+        da_free(B.hash);
         da_set_error(DA_ENOMEM, "da_logic_circuit_new: out of memory");
         return NULL;
     }
@@ -189,7 +190,7 @@ da_logic_circuit *da_logic_circuit_new(const da_logicnet *net)
     memcpy(c->thresholds, net->thresholds, (size_t)net->n_thresholds * sizeof *c->thresholds);
     c->gates_before = cap;
     int rc = build_layers(c, net, &B);
-    free(B.hash);
+    da_free(B.hash);
     c->gates = B.gates;
     c->n_gates = B.n;
     if (!rc)
@@ -281,18 +282,18 @@ int da_logic_circuit_counts64(const da_logic_circuit *c, const uint64_t *in, int
     if (!c || !in || !counts)
         return da_set_error(DA_EINVAL, "da_logic_circuit_counts64: NULL argument");
     size_t nodes = (size_t)c->n_bits + 1 + c->n_gates;
-    uint64_t (*v)[LANES] = calloc(nodes, sizeof *v), *plane = calloc((size_t)c->planes + 1, 8);
+    uint64_t (*v)[LANES] = da_calloc(nodes, sizeof *v), *plane = da_calloc((size_t)c->planes + 1, 8);
     if (!v || !plane) {
-        free(v);
-        free(plane);
+        da_free(v);
+        da_free(plane);
         return da_set_error(DA_ENOMEM, "da_logic_circuit_counts64: out of memory");
     }
     for (int i = 0; i < c->n_bits; i++)
         v[1 + i][0] = in[i];
     eval_gates(c, v);
     group_counts(c, v, 1, plane, counts);
-    free(v);
-    free(plane);
+    da_free(v);
+    da_free(plane);
     return DA_OK;
 }
 
@@ -306,12 +307,12 @@ int da_logic_circuit_predict(const da_logic_circuit *c, long n, const float *x, 
     if (!da_all_finite_f32(x, n * c->n_inputs))
         return da_set_error(DA_ENAN, "%s: NaN or Inf in x", who);
     size_t nodes = (size_t)c->n_bits + 1 + c->n_gates;
-    uint64_t (*v)[LANES] = calloc(nodes, sizeof *v), *plane = calloc((size_t)c->planes + 1, 8);
-    int *counts = malloc((size_t)64 * LANES * c->n_classes * sizeof *counts);
+    uint64_t (*v)[LANES] = da_calloc(nodes, sizeof *v), *plane = da_calloc((size_t)c->planes + 1, 8);
+    int *counts = da_malloc((size_t)64 * LANES * c->n_classes * sizeof *counts);
     if (!v || !plane || !counts) {
-        free(v);
-        free(plane);
-        free(counts);
+        da_free(v);
+        da_free(plane);
+        da_free(counts);
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
     }
     for (long off = 0; off < n; off += 64 * LANES) {
@@ -336,8 +337,8 @@ int da_logic_circuit_predict(const da_logic_circuit *c, long n, const float *x, 
             pred[off + s] = best;
         }
     }
-    free(v);
-    free(plane);
-    free(counts);
+    da_free(v);
+    da_free(plane);
+    da_free(counts);
     return DA_OK;
 }

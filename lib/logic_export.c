@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io.h"
+#include "alloc.h"
 #include "logic_compile_impl.h"
 
 static const char *const op_c[] = {"&", "& ~", "^", "|"};
@@ -29,11 +30,11 @@ static int write_text(const char *who, const da_logic_circuit *c, const char *na
     emit(c, name, f);
     int bad = ferror(f);
     if (fclose(f) || bad) {
-        free(text);
+        da_free(text);
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
     }
     int rc = da_file_write_atomic(path, text, size);
-    free(text);
+    da_free(text);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "logicnet_impl.h"
+#include "alloc.h"
 #include "rng.h"
 
 /* residual initialization: the logit of gate 3 ("a") */
@@ -70,7 +71,7 @@ static int connections_unique(da_rng *rng, int in_dim, int out_dim, int *ia, int
     for (int d = 2; d < in_dim && n < out_dim; d++)
         for (int i = 0; i + d < in_dim && n < out_dim; i++, n++)
             ia[n] = i, ib[n] = i + d;
-    int *perm = malloc((size_t)out_dim * sizeof *perm), *tmp = malloc((size_t)out_dim * sizeof *tmp);
+    int *perm = da_malloc((size_t)out_dim * sizeof *perm), *tmp = da_malloc((size_t)out_dim * sizeof *tmp);
     int rc = perm && tmp ? DA_OK : da_set_error(DA_ENOMEM, "da_logicnet_new: out of memory");
     if (!rc) { /* a random order of the neurons */
         for (int j = 0; j < out_dim; j++)
@@ -83,15 +84,15 @@ static int connections_unique(da_rng *rng, int in_dim, int out_dim, int *ia, int
             tmp[j] = ib[perm[j]];
         memcpy(ib, tmp, (size_t)out_dim * sizeof *tmp);
     }
-    free(perm);
-    free(tmp);
+    da_free(perm);
+    da_free(tmp);
     return rc;
 }
 
 da_logicnet *da_logicnet_alloc(int n_inputs, int n_thresholds, int n_layers, int width,
                                int n_classes)
 {
-    da_logicnet *net = calloc(1, sizeof *net);
+    da_logicnet *net = da_calloc(1, sizeof *net);
     if (!net) {
         da_set_error(DA_ENOMEM, "da_logicnet: out of memory");
         return NULL;
@@ -102,16 +103,16 @@ da_logicnet *da_logicnet_alloc(int n_inputs, int n_thresholds, int n_layers, int
     net->n_layers = n_layers;
     net->width = width;
     net->n_classes = n_classes;
-    net->thresholds = malloc((size_t)n_thresholds * sizeof *net->thresholds);
-    net->dims = malloc((size_t)(n_layers + 1) * sizeof *net->dims);
-    net->ia = calloc((size_t)n_layers, sizeof *net->ia);
-    net->ib = calloc((size_t)n_layers, sizeof *net->ib);
-    net->w = calloc((size_t)n_layers, sizeof *net->w);
+    net->thresholds = da_malloc((size_t)n_thresholds * sizeof *net->thresholds);
+    net->dims = da_malloc((size_t)(n_layers + 1) * sizeof *net->dims);
+    net->ia = da_calloc((size_t)n_layers, sizeof *net->ia);
+    net->ib = da_calloc((size_t)n_layers, sizeof *net->ib);
+    net->w = da_calloc((size_t)n_layers, sizeof *net->w);
     int ok = net->thresholds && net->dims && net->ia && net->ib && net->w;
     int wshape[2] = {width, DA_LOGIC_N_GATES};
     for (int l = 0; ok && l < n_layers; l++) {
-        net->ia[l] = malloc((size_t)width * sizeof **net->ia);
-        net->ib[l] = malloc((size_t)width * sizeof **net->ib);
+        net->ia[l] = da_malloc((size_t)width * sizeof **net->ia);
+        net->ib[l] = da_malloc((size_t)width * sizeof **net->ib);
         net->w[l] = da_tensor_new(DA_F64, 2, wshape);
         ok = net->ia[l] && net->ib[l] && net->w[l];
     }
@@ -174,19 +175,19 @@ void da_logicnet_free(da_logicnet *net)
         return;
     for (int l = 0; l < net->n_layers; l++) {
         if (net->ia)
-            free(net->ia[l]);
+            da_free(net->ia[l]);
         if (net->ib)
-            free(net->ib[l]);
+            da_free(net->ib[l]);
         if (net->w)
             da_tensor_free(net->w[l]);
     }
-    free(net->ia);
-    free(net->ib);
-    free(net->w);
-    free(net->thresholds);
-    free(net->dims);
+    da_free(net->ia);
+    da_free(net->ib);
+    da_free(net->w);
+    da_free(net->thresholds);
+    da_free(net->dims);
     free_workspace(net);
-    free(net);
+    da_free(net);
 }
 
 static int max_dim(const da_logicnet *net)
@@ -229,12 +230,12 @@ static double *act(const da_logicnet *net, int l)
 
 static void free_workspace(da_logicnet *net)
 {
-    free(net->ws);
-    free(net->ws_grad[0]);
-    free(net->ws_grad[1]);
-    free(net->ws_coef);
-    free(net->ws_probs);
-    free(net->ws_part);
+    da_free(net->ws);
+    da_free(net->ws_grad[0]);
+    da_free(net->ws_grad[1]);
+    da_free(net->ws_coef);
+    da_free(net->ws_probs);
+    da_free(net->ws_part);
     net->ws = net->ws_grad[0] = net->ws_grad[1] = NULL;
     net->ws_coef = net->ws_probs = net->ws_part = NULL;
     net->ws_batch = net->ws_valid = 0;
@@ -247,12 +248,12 @@ static int ensure_workspace(da_logicnet *net, int batch)
         return DA_OK;
     free_workspace(net);
     size_t per = (size_t)batch * max_dim(net), L = (size_t)net->n_layers, W = (size_t)net->width;
-    net->ws = malloc((L + 1) * per * sizeof *net->ws);
-    net->ws_grad[0] = malloc(per * sizeof *net->ws_grad[0]);
-    net->ws_grad[1] = malloc(per * sizeof *net->ws_grad[1]);
-    net->ws_coef = malloc(L * W * 4 * sizeof *net->ws_coef);
-    net->ws_probs = malloc(L * W * DA_LOGIC_N_GATES * sizeof *net->ws_probs);
-    net->ws_part = malloc(((size_t)nt + 1) * W * 4 * sizeof *net->ws_part);
+    net->ws = da_malloc((L + 1) * per * sizeof *net->ws);
+    net->ws_grad[0] = da_malloc(per * sizeof *net->ws_grad[0]);
+    net->ws_grad[1] = da_malloc(per * sizeof *net->ws_grad[1]);
+    net->ws_coef = da_malloc(L * W * 4 * sizeof *net->ws_coef);
+    net->ws_probs = da_malloc(L * W * DA_LOGIC_N_GATES * sizeof *net->ws_probs);
+    net->ws_part = da_malloc(((size_t)nt + 1) * W * 4 * sizeof *net->ws_part);
     if (!net->ws || !net->ws_grad[0] || !net->ws_grad[1] || !net->ws_coef || !net->ws_probs ||
         !net->ws_part) {
         free_workspace(net);
@@ -467,8 +468,8 @@ int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *
         return da_set_error(DA_ERANGE, "%s: batch = %d must be >= 1", who, batch);
     int k = net->n_classes, rc = DA_OK;
     size_t per = (size_t)PREDICT_CHUNK * max_dim(net);
-    double *buf[2] = {malloc(per * sizeof(double)), malloc(per * sizeof(double))};
-    double *z = malloc((size_t)PREDICT_CHUNK * k * sizeof *z);
+    double *buf[2] = {da_malloc(per * sizeof(double)), da_malloc(per * sizeof(double))};
+    double *z = da_malloc((size_t)PREDICT_CHUNK * k * sizeof *z);
     if (!buf[0] || !buf[1] || !z)
         rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
     for (int off = 0; off < batch && !rc; off += PREDICT_CHUNK) {
@@ -487,9 +488,9 @@ int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *
         if (!rc && logits)
             memcpy(logits + (size_t)off * k, z, (size_t)n * k * sizeof *z);
     }
-    free(buf[0]);
-    free(buf[1]);
-    free(z);
+    da_free(buf[0]);
+    da_free(buf[1]);
+    da_free(z);
     return rc;
 }
 

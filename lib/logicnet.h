@@ -139,7 +139,7 @@ da_tensor *da_logicnet_op(da_ctx *ctx, const da_logicnet *net, da_tensor *bits,
 /* Save / load (format above). */
 int da_logicnet_save(const da_logicnet *net, const char *path);
 da_logicnet *da_logicnet_load(const char *path);
-/* The same from / to memory: *data (malloc'd, *size bytes; free() it). */
+/* The same from / to memory: *data (heap memory, *size bytes; free() it). */
 int da_logicnet_serialize(const da_logicnet *net, void **data, size_t *size);
 da_logicnet *da_logicnet_deserialize(const void *data, size_t size);
 

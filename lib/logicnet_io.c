@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "io.h"
+#include "alloc.h"
 #include "logicnet_impl.h"
 
 #define MAGIC "DALOGIC\n"
@@ -73,7 +74,7 @@ int da_logicnet_serialize(const da_logicnet *net, void **data, size_t *size)
     if (!net || !data || !size)
         return da_set_error(DA_EINVAL, "da_logicnet_serialize: NULL argument");
     size_t n = file_size(net->n_thresholds, net->n_layers, net->width);
-    cursor c = {malloc(n), 0, n};
+    cursor c = {da_malloc(n), 0, n};
     if (!c.p)
         return da_set_error(DA_ENOMEM, "da_logicnet_serialize: out of memory");
     memcpy(c.p, MAGIC, 8);
@@ -200,7 +201,7 @@ int da_logicnet_save(const da_logicnet *net, const char *path)
     if (rc)
         return rc;
     rc = da_file_write_atomic(path, data, size);
-    free(data);
+    da_free(data);
     return rc;
 }
 
@@ -215,6 +216,6 @@ da_logicnet *da_logicnet_load(const char *path)
     if (da_file_read(path, &data, &size))
         return NULL;
     da_logicnet *net = da_logicnet_deserialize(data, size);
-    free(data);
+    da_free(data);
     return net;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "alloc.h"
 #include "monk.h"
 #include "rng.h"
 
@@ -41,17 +42,17 @@ int da_monk_class(int problem, const int a[DA_MONK_N_ATTR])
 static int set_alloc(da_monk_set *s, int n)
 {
     s->n = n;
-    s->x = calloc((size_t)n * DA_MONK_N_INPUTS, sizeof *s->x);
-    s->y = malloc((size_t)n * sizeof *s->y);
-    s->attr = malloc((size_t)n * DA_MONK_N_ATTR * sizeof *s->attr);
+    s->x = da_calloc((size_t)n * DA_MONK_N_INPUTS, sizeof *s->x);
+    s->y = da_malloc((size_t)n * sizeof *s->y);
+    s->attr = da_malloc((size_t)n * DA_MONK_N_ATTR * sizeof *s->attr);
     return s->x && s->y && s->attr;
 }
 
 static void set_free(da_monk_set *s)
 {
-    free(s->x);
-    free(s->y);
-    free(s->attr);
+    da_free(s->x);
+    da_free(s->y);
+    da_free(s->attr);
 }
 
 /* row r of s: the attributes a, their one-hot code and class */
@@ -82,7 +83,7 @@ void da_monk_free(da_monk *m)
         return;
     set_free(&m->train);
     set_free(&m->test);
-    free(m);
+    da_free(m);
 }
 
 da_monk *da_monk_new(int problem, unsigned long seed)
@@ -91,7 +92,7 @@ da_monk *da_monk_new(int problem, unsigned long seed)
         da_set_error(DA_ERANGE, "da_monk_new: problem %d (need 1, 2 or 3)", problem);
         return NULL;
     }
-    da_monk *m = calloc(1, sizeof *m);
+    da_monk *m = da_calloc(1, sizeof *m);
     da_rng *rng = da_rng_new(seed);
     int n_train = train_size[problem - 1], order[DA_MONK_N_ALL], a[DA_MONK_N_ATTR];
     if (!m || !rng || !set_alloc(&m->train, n_train) || !set_alloc(&m->test, DA_MONK_N_ALL)) {

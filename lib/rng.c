@@ -6,6 +6,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "error.h"
+#include "alloc.h"
 #include "rng.h"
 
 struct da_rng {
@@ -14,14 +15,14 @@ struct da_rng {
 
 da_rng *da_rng_new(unsigned long seed)
 {
-    da_rng *rng = malloc(sizeof *rng);
+    da_rng *rng = da_malloc(sizeof *rng);
     if (!rng) {
         da_set_error(DA_ENOMEM, "da_rng_new: out of memory");
         return NULL;
     }
     rng->r = gsl_rng_alloc(gsl_rng_mt19937);
     if (!rng->r) {
-        free(rng);
+        da_free(rng);
         da_set_error(DA_ENOMEM, "da_rng_new: gsl_rng_alloc failed");
         return NULL;
     }
@@ -34,7 +35,7 @@ void da_rng_free(da_rng *rng)
     if (!rng)
         return;
     gsl_rng_free(rng->r);
-    free(rng);
+    da_free(rng);
 }
 
 void da_rng_seed(da_rng *rng, unsigned long seed) { gsl_rng_set(rng->r, seed); }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tensor.h"
+#include "alloc.h"
 
 #define DA_ARENA_ALIGN 64
 #define DA_ARENA_MIN_BLOCK (1u << 20)
@@ -80,11 +81,11 @@ da_tensor *da_tensor_new(da_dtype dtype, int ndim, const int *shape)
     }
     if (shape_size(ndim, shape, &size, "da_tensor_new"))
         return NULL;
-    da_tensor *t = malloc(sizeof *t);
-    void *data = calloc((size_t)size, da_dtype_size(dtype));
+    da_tensor *t = da_malloc(sizeof *t);
+    void *data = da_calloc((size_t)size, da_dtype_size(dtype));
     if (!t || !data) {
-        free(t);
-        free(data);
+        da_free(t);
+        da_free(data);
         da_set_error(DA_ENOMEM, "da_tensor_new: out of memory for %ld elements", size);
         return NULL;
     }
@@ -97,9 +98,9 @@ void da_tensor_free(da_tensor *t)
 {
     if (!t || t->ctx)
         return;
-    free(t->data);
-    free(t->grad);
-    free(t);
+    da_free(t->data);
+    da_free(t->grad);
+    da_free(t);
 }
 
 void da_tensor_zero_grad(da_tensor *t)
@@ -165,12 +166,12 @@ int da_check_finite(const da_tensor *t, const char *what)
 
 static da_block *block_new(size_t cap)
 {
-    da_block *b = malloc(sizeof *b);
+    da_block *b = da_malloc(sizeof *b);
     if (!b)
         return NULL;
-    b->mem = aligned_alloc(DA_ARENA_ALIGN, cap);
+    b->mem = da_aligned_alloc(DA_ARENA_ALIGN, cap);
     if (!b->mem) {
-        free(b);
+        da_free(b);
         return NULL;
     }
     b->cap = cap;
@@ -183,8 +184,8 @@ static void blocks_free(da_block *b)
 {
     while (b) {
         da_block *next = b->next;
-        free(b->mem);
-        free(b);
+        da_free(b->mem);
+        da_free(b);
         b = next;
     }
 }
@@ -193,7 +194,7 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 da_ctx *da_ctx_new(void)
 {
-    da_ctx *ctx = calloc(1, sizeof *ctx);
+    da_ctx *ctx = da_calloc(1, sizeof *ctx);
     if (!ctx)
         da_set_error(DA_ENOMEM, "da_ctx_new: out of memory");
     return ctx;
@@ -238,7 +239,7 @@ void da_ctx_free(da_ctx *ctx)
     if (!ctx)
         return;
     blocks_free(ctx->blocks);
-    free(ctx);
+    da_free(ctx);
 }
 
 void *da_ctx_alloc(da_ctx *ctx, size_t bytes)
@@ -321,7 +322,7 @@ void *da_tensor_grad(da_tensor *t)
     if (t->ctx) {
         t->grad = da_ctx_alloc(t->ctx, bytes);
     } else {
-        t->grad = calloc((size_t)t->size, da_dtype_size(t->dtype));
+        t->grad = da_calloc((size_t)t->size, da_dtype_size(t->dtype));
         if (!t->grad)
             da_set_error(DA_ENOMEM, "da_tensor_grad: out of memory");
     }

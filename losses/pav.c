@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "pav.h"
+#include "alloc.h"
 
 typedef enum { KIND_RANK, KIND_SORT } pav_kind;
 
@@ -209,21 +210,21 @@ static void pav_vjp_row(const pav_problem *pb, const pav_row *r, const double *c
 
 static void ws_free(pav_ws *ws)
 {
-    free(ws->kv);
-    free(ws->kv_tmp);
-    free(ws->s);
-    free(ws->a);
-    free(ws->b);
-    free(ws->st_start);
-    free(ws->st_val);
-    free(ws->st_a);
-    free(ws->st_b);
-    free(ws->row.perm);
-    free(ws->row.bend);
-    free(ws->row.wgt);
-    free(ws->row.fac);
-    free(ws->ranks);
-    free(ws->diff);
+    da_free(ws->kv);
+    da_free(ws->kv_tmp);
+    da_free(ws->s);
+    da_free(ws->a);
+    da_free(ws->b);
+    da_free(ws->st_start);
+    da_free(ws->st_val);
+    da_free(ws->st_a);
+    da_free(ws->st_b);
+    da_free(ws->row.perm);
+    da_free(ws->row.bend);
+    da_free(ws->row.wgt);
+    da_free(ws->row.fac);
+    da_free(ws->ranks);
+    da_free(ws->diff);
 }
 
 static int ws_alloc(pav_ws *ws, const pav_problem *pb, int for_loss)
@@ -232,22 +233,22 @@ static int ws_alloc(pav_ws *ws, const pav_problem *pb, int for_loss)
     size_t d = (size_t)n * sizeof(double), k = (size_t)n * sizeof(keyed);
     size_t m = (size_t)n * sizeof(int);
     memset(ws, 0, sizeof *ws);
-    ws->kv = malloc(k);
-    ws->kv_tmp = malloc(k);
-    ws->s = malloc(d);
-    ws->a = malloc(d);
-    ws->b = malloc(d);
-    ws->st_start = malloc(m);
-    ws->st_val = malloc(d);
-    ws->st_a = malloc(d);
-    ws->st_b = malloc(d);
-    ws->row.perm = malloc(m);
-    ws->row.bend = malloc(m);
-    ws->row.wgt = malloc(d);
-    ws->row.fac = malloc(d);
+    ws->kv = da_malloc(k);
+    ws->kv_tmp = da_malloc(k);
+    ws->s = da_malloc(d);
+    ws->a = da_malloc(d);
+    ws->b = da_malloc(d);
+    ws->st_start = da_malloc(m);
+    ws->st_val = da_malloc(d);
+    ws->st_a = da_malloc(d);
+    ws->st_b = da_malloc(d);
+    ws->row.perm = da_malloc(m);
+    ws->row.bend = da_malloc(m);
+    ws->row.wgt = da_malloc(d);
+    ws->row.fac = da_malloc(d);
     if (for_loss) {
-        ws->ranks = malloc(d);
-        ws->diff = malloc(d);
+        ws->ranks = da_malloc(d);
+        ws->diff = da_malloc(d);
     }
     int ok = ws->kv && ws->kv_tmp && ws->s && ws->a && ws->b && ws->st_start &&
              ws->st_val && ws->st_a && ws->st_b && ws->row.perm && ws->row.bend &&
@@ -568,11 +569,11 @@ int da_fast_soft_rank_loss(const da_fast_soft_rank_cfg *cfg, int batch,
         return rc;
     if (!scores || !targets || !loss)
         return da_set_error(DA_EINVAL, "%s: scores, targets or loss is NULL", fn);
-    double *row_loss = malloc((size_t)batch * sizeof(double));
+    double *row_loss = da_malloc((size_t)batch * sizeof(double));
     if (!row_loss)
         return da_set_error(DA_ENOMEM, "%s: out of memory", fn);
     rc = rank_loss_compute(fn, cfg, batch, scores, targets, row_loss, loss, grad);
-    free(row_loss);
+    da_free(row_loss);
     return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "neuralsort.h"
+#include "alloc.h"
 #include "pav.h"
 #include "ranking.h"
 #include "sinkhorn.h"
@@ -178,7 +179,7 @@ da_ranking *da_ranking_new(const char *spec, int n)
         da_set_error(DA_ERANGE, "da_ranking_new: n = %d (need >= 2)", n);
         return NULL;
     }
-    da_ranking *r = calloc(1, sizeof *r);
+    da_ranking *r = da_calloc(1, sizeof *r);
     if (!r) {
         da_set_error(DA_ENOMEM, "da_ranking_new: out of memory");
         return NULL;
@@ -200,7 +201,7 @@ void da_ranking_free(da_ranking *r)
     if (!r)
         return;
     da_sortnet_free(r->net);
-    free(r);
+    da_free(r);
 }
 
 da_ranking_family da_ranking_family_of(const da_ranking *r) { return r->family; }
@@ -237,8 +238,8 @@ static int hessian_by_differences(const da_ranking *r, int batch, const double *
     if (rc)
         return rc;
     size_t len = (size_t)batch * n;
-    double *x = malloc(len * sizeof *x), *gp = malloc(len * sizeof *gp);
-    double *gm = malloc(len * sizeof *gm);
+    double *x = da_malloc(len * sizeof *x), *gp = da_malloc(len * sizeof *gp);
+    double *gm = da_malloc(len * sizeof *gm);
     if (!x || !gp || !gm) {
         rc = da_set_error(DA_ENOMEM, "da_ranking_hessian: out of memory");
         goto done;
@@ -266,9 +267,9 @@ static int hessian_by_differences(const da_ranking *r, int batch, const double *
                 *hij = *hji = 0.5 * (*hij + *hji);
             }
 done:
-    free(x);
-    free(gp);
-    free(gm);
+    da_free(x);
+    da_free(gp);
+    da_free(gm);
     return rc;
 }
 

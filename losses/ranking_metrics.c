@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "alloc.h"
 #include "ranking_metrics.h"
 
 #define MAX_N (1 << 24)
@@ -82,7 +83,7 @@ int da_ranking_accuracy(int batch, int n, const double *scores, const double *ta
     int rc = check_pair(fn, batch, n, 1, MAX_N, scores, "scores", targets, "targets", acc);
     if (rc)
         return rc;
-    int *ws = malloc((size_t)3 * n * sizeof *ws);
+    int *ws = da_malloc((size_t)3 * n * sizeof *ws);
     if (!ws)
         return da_set_error(DA_ENOMEM, "%s: out of memory", fn);
     int m5 = n < 5 ? n : 5;
@@ -92,7 +93,7 @@ int da_ranking_accuracy(int batch, int n, const double *scores, const double *ta
         em += same_order(n, s, t, ws, &hits);
         em5 += same_order(m5, s, t, ws, NULL);
     }
-    free(ws);
+    da_free(ws);
     acc->em = (double)em / batch;
     acc->ew = (double)hits / ((double)batch * n);
     acc->em5 = (double)em5 / batch;
@@ -139,11 +140,11 @@ int da_spearman(int batch, int n, const double *a, const double *b, double *rho)
     int rc = check_pair(fn, batch, n, 2, MAX_N, a, "a", b, "b", rho);
     if (rc)
         return rc;
-    int *iws = malloc((size_t)2 * n * sizeof *iws);
-    double *ranks = malloc((size_t)2 * n * sizeof *ranks); /* [2][n] */
+    int *iws = da_malloc((size_t)2 * n * sizeof *iws);
+    double *ranks = da_malloc((size_t)2 * n * sizeof *ranks); /* [2][n] */
     if (!iws || !ranks) {
-        free(iws);
-        free(ranks);
+        da_free(iws);
+        da_free(ranks);
         return da_set_error(DA_ENOMEM, "%s: out of memory", fn);
     }
     double sum = 0;
@@ -152,8 +153,8 @@ int da_spearman(int batch, int n, const double *a, const double *b, double *rho)
         average_ranks(n, b + (long)s * n, iws, iws + n, ranks + n);
         sum += pearson(n, ranks, ranks + n);
     }
-    free(iws);
-    free(ranks);
+    da_free(iws);
+    da_free(ranks);
     *rho = sum / batch;
     return DA_OK;
 }

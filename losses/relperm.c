@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ranking_metrics.h"
+#include "alloc.h"
 #include "relperm.h"
 
 /* ---- per-thread workspace: one allocation, carved into buffers ---- */
@@ -24,7 +25,7 @@ typedef struct {
 static workspace *workspace_new(int n)
 {
     size_t nn = (size_t)n * n, doubles = 3 * nn + (4 + DA_RELPERM_KIND_TMP) * (size_t)n;
-    workspace *w = malloc(sizeof *w + doubles * sizeof(double) + 3 * (size_t)n * sizeof(int));
+    workspace *w = da_malloc(sizeof *w + doubles * sizeof(double) + 3 * (size_t)n * sizeof(int));
     if (!w)
         return NULL;
     double *d = (double *)(w + 1);
@@ -117,7 +118,7 @@ static int run_batch(const job *jb, sample_fn f)
             }
             f(jb, b, w);
         }
-        free(w);
+        da_free(w);
     }
     return fail ? da_set_error(DA_ENOMEM, "%s: out of memory", jb->k->name) : DA_OK;
 }
@@ -266,7 +267,7 @@ int da_relperm_loss(const da_relperm_kind *k, int n, double tau, int batch, cons
         return rc;
     if (!loss)
         return da_set_error(DA_EINVAL, "%s_loss: loss is NULL", k->name);
-    double *per_sample = malloc((size_t)batch * sizeof *per_sample);
+    double *per_sample = da_malloc((size_t)batch * sizeof *per_sample);
     if (!per_sample)
         return da_set_error(DA_ENOMEM, "%s_loss: out of memory", k->name);
     job jb = {.k = k, .n = n, .batch = batch, .tau = tau, .x = x, .targets = targets,
@@ -278,7 +279,7 @@ int da_relperm_loss(const da_relperm_kind *k, int n, double tau, int batch, cons
             sum += per_sample[b];
         *loss = sum / batch;
     }
-    free(per_sample);
+    da_free(per_sample);
     return rc;
 }
 

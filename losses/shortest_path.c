@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "shortest_path.h"
+#include "alloc.h"
 #include "ops.h"
 #include "shortest_path_impl.h"
 
@@ -59,14 +60,14 @@ int da_sp_work_init(da_sp_work *ws, int H, int W)
     memset(ws, 0, sizeof *ws);
     ws->H = H;
     ws->W = W;
-    ws->dist = malloc(V * sizeof *ws->dist);
-    ws->pred = malloc(V * sizeof *ws->pred);
-    ws->done = malloc(V);
-    ws->heap_key = malloc(cap * sizeof *ws->heap_key);
-    ws->heap_v = malloc(cap * sizeof *ws->heap_v);
-    ws->buf = malloc(V * sizeof *ws->buf);
-    ws->path = malloc(V * sizeof *ws->path);
-    ws->path2 = malloc(V * sizeof *ws->path2);
+    ws->dist = da_malloc(V * sizeof *ws->dist);
+    ws->pred = da_malloc(V * sizeof *ws->pred);
+    ws->done = da_malloc(V);
+    ws->heap_key = da_malloc(cap * sizeof *ws->heap_key);
+    ws->heap_v = da_malloc(cap * sizeof *ws->heap_v);
+    ws->buf = da_malloc(V * sizeof *ws->buf);
+    ws->path = da_malloc(V * sizeof *ws->path);
+    ws->path2 = da_malloc(V * sizeof *ws->path2);
     if (!ws->dist || !ws->pred || !ws->done || !ws->heap_key || !ws->heap_v || !ws->buf ||
         !ws->path || !ws->path2) {
         da_sp_work_release(ws);
@@ -77,14 +78,14 @@ int da_sp_work_init(da_sp_work *ws, int H, int W)
 
 void da_sp_work_release(da_sp_work *ws)
 {
-    free(ws->dist);
-    free(ws->pred);
-    free(ws->done);
-    free(ws->heap_key);
-    free(ws->heap_v);
-    free(ws->buf);
-    free(ws->path);
-    free(ws->path2);
+    da_free(ws->dist);
+    da_free(ws->pred);
+    da_free(ws->done);
+    da_free(ws->heap_key);
+    da_free(ws->heap_v);
+    da_free(ws->buf);
+    da_free(ws->path);
+    da_free(ws->path2);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -366,8 +367,8 @@ static int blackbox_loss(const char *who, const da_sp_blackbox_cfg *cfg, int nor
     rc = da_sp_check_values(who, "cost", cost, n, 1);
     if (rc)
         return rc;
-    double *y = malloc((size_t)n * sizeof *y), *g = malloc((size_t)n * sizeof *g);
-    double *nc = normalize ? malloc((size_t)(n + batch) * sizeof *nc) : NULL;
+    double *y = da_malloc((size_t)n * sizeof *y), *g = da_malloc((size_t)n * sizeof *g);
+    double *nc = normalize ? da_malloc((size_t)(n + batch) * sizeof *nc) : NULL;
     const double *c = cost;
     if (!y || !g || (normalize && !nc)) {
         rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
@@ -386,9 +387,9 @@ static int blackbox_loss(const char *who, const da_sp_blackbox_cfg *cfg, int nor
     if (!rc && grad_cost && normalize)
         chain_normalize(batch, (long)H * W, nc, nc + n, grad_cost);
 done:
-    free(y);
-    free(g);
-    free(nc);
+    da_free(y);
+    da_free(g);
+    da_free(nc);
     return rc;
 }
 

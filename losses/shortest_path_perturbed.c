@@ -12,6 +12,7 @@
 #include <omp.h>
 
 #include "shortest_path.h"
+#include "alloc.h"
 #include "shortest_path_impl.h"
 
 static int check_cfg(const char *who, const da_sp_perturbed_cfg *cfg, const da_rng *rng)
@@ -77,8 +78,8 @@ static int perturbed_run(const char *who, const da_sp_perturbed_cfg *cfg, da_rng
     const int M = cfg->n_samples, nt = omp_get_max_threads();
     const long chunk = M < (1L << 20) / n ? M : ((1L << 20) / n > 1 ? (1L << 20) / n : 1);
     int err = DA_OK, overflow = 0;
-    da_sp_work *ws = calloc((size_t)nt, sizeof *ws);
-    double *Z = malloc((size_t)(chunk * n) * sizeof *Z); /* [chunk][batch][V] */
+    da_sp_work *ws = da_calloc((size_t)nt, sizeof *ws);
+    double *Z = da_malloc((size_t)(chunk * n) * sizeof *Z); /* [chunk][batch][V] */
     if (!ws || !Z)
         err = DA_ENOMEM;
     for (int t = 0; t < nt && !err; t++)
@@ -109,8 +110,8 @@ static int perturbed_run(const char *who, const da_sp_perturbed_cfg *cfg, da_rng
 done:
     for (int t = 0; ws && t < nt; t++)
         da_sp_work_release(&ws[t]);
-    free(ws);
-    free(Z);
+    da_free(ws);
+    da_free(Z);
     if (err)
         return da_set_error(err, "%s: out of memory", who);
     if (overflow)
@@ -136,12 +137,12 @@ int da_sp_perturbed(const da_sp_perturbed_cfg *cfg, da_rng *rng, int batch, int 
         return da_set_error(DA_EINVAL, "%s: nothing to compute (path_mean and cot NULL)", who);
     if (cot && (rc = da_sp_check_values(who, "cot", cot, n, 0)))
         return rc;
-    double *ym = path_mean ? path_mean : malloc((size_t)n * sizeof *ym);
+    double *ym = path_mean ? path_mean : da_malloc((size_t)n * sizeof *ym);
     if (!ym)
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
     rc = perturbed_run(who, cfg, rng, batch, H, W, cost, cot, NULL, ym, grad_cost, NULL);
     if (ym != path_mean)
-        free(ym);
+        da_free(ym);
     return rc;
 }
 
@@ -151,7 +152,7 @@ static int fy_compute(const char *who, const da_sp_perturbed_cfg *cfg, da_rng *r
                       double *loss, double *grad)
 {
     long n = (long)batch * H * W;
-    double *ym = malloc((size_t)n * sizeof *ym), *fy = malloc((size_t)batch * sizeof *fy);
+    double *ym = da_malloc((size_t)n * sizeof *ym), *fy = da_malloc((size_t)batch * sizeof *fy);
     int rc = (!ym || !fy) ? da_set_error(DA_ENOMEM, "%s: out of memory", who)
                           : perturbed_run(who, cfg, rng, batch, H, W, cost, NULL, target, ym,
                                           NULL, fy);
@@ -164,8 +165,8 @@ static int fy_compute(const char *who, const da_sp_perturbed_cfg *cfg, da_rng *r
             for (long i = 0; i < n; i++)
                 grad[i] = (target[i] - ym[i]) * gscale;
     }
-    free(ym);
-    free(fy);
+    da_free(ym);
+    da_free(fy);
     return rc;
 }
 

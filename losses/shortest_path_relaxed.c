@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "shortest_path.h"
+#include "alloc.h"
 #include "shortest_path_impl.h"
 
 /* neighbour k of (i,j) is (i + DI[k], j + DJ[k]): AlgoVision's order (3x3 unfold, no centre) */
@@ -35,7 +36,7 @@ static void relax_release(relax_work *ws)
     void *bufs[] = {ws->nbr, ws->d, ws->wts, ws->T, ws->q, ws->c, ws->p, ws->gpk, ws->gck,
                     ws->out, ws->g, ws->gT, ws->gTp, ws->gq, ws->gqp, ws->gd, ws->gdp, ws->gP};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        free(bufs[i]);
+        da_free(bufs[i]);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -49,13 +50,13 @@ static int relax_reserve(relax_work *ws, int rows)
         cap *= 2;
     double **per_row[] = {&ws->T, &ws->q}, **per_step[] = {&ws->c, &ws->p, &ws->gpk, &ws->gck};
     for (int i = 0; i < 2; i++) {
-        double *t = realloc(*per_row[i], (size_t)cap * ws->V * sizeof *t);
+        double *t = da_realloc(*per_row[i], (size_t)cap * ws->V * sizeof *t);
         if (!t)
             return DA_ENOMEM;
         *per_row[i] = t;
     }
     for (int i = 0; i < 4; i++) {
-        double *t = realloc(*per_step[i], (size_t)cap * sizeof *t);
+        double *t = da_realloc(*per_step[i], (size_t)cap * sizeof *t);
         if (!t)
             return DA_ENOMEM;
         *per_step[i] = t;
@@ -70,15 +71,15 @@ static int relax_init(relax_work *ws, const da_sp_relaxed_cfg *cfg, int H, int W
     memset(ws, 0, sizeof *ws);
     ws->V = V;
     ws->n_iter = cfg->n_iter;
-    ws->nbr = malloc((size_t)V * 8 * sizeof *ws->nbr);
-    ws->d = malloc((size_t)cfg->n_iter * V * sizeof *ws->d);
-    ws->wts = malloc((size_t)cfg->n_iter * V * 8 * sizeof *ws->wts);
+    ws->nbr = da_malloc((size_t)V * 8 * sizeof *ws->nbr);
+    ws->d = da_malloc((size_t)cfg->n_iter * V * sizeof *ws->d);
+    ws->wts = da_malloc((size_t)cfg->n_iter * V * 8 * sizeof *ws->wts);
     ws->P = ws->wts ? ws->wts + (size_t)(cfg->n_iter - 1) * V * 8 : NULL;
-    ws->gP = malloc((size_t)V * 8 * sizeof *ws->gP);
+    ws->gP = da_malloc((size_t)V * 8 * sizeof *ws->gP);
     double **vbufs[] = {&ws->out, &ws->g, &ws->gT, &ws->gTp, &ws->gq, &ws->gqp, &ws->gd, &ws->gdp};
     int ok = ws->nbr && ws->d && ws->wts && ws->gP;
     for (size_t i = 0; i < sizeof vbufs / sizeof vbufs[0]; i++)
-        ok = (*vbufs[i] = malloc((size_t)V * sizeof(double))) != NULL && ok;
+        ok = (*vbufs[i] = da_malloc((size_t)V * sizeof(double))) != NULL && ok;
     int rows = cfg->loop == DA_SP_LOOP_FOR ? cfg->n_iter + 1
                                            : (cfg->max_iter < 2 * cfg->n_iter + 64 ? cfg->max_iter
                                                                                   : 2 * cfg->n_iter + 64) + 1;
@@ -474,7 +475,7 @@ int da_sp_relaxed_loss(const da_sp_relaxed_cfg *cfg, int batch, int H, int W,
         rc = da_set_error(DA_EINVAL, "%s: loss is NULL", who);
     if (rc)
         return rc;
-    double *losses = malloc((size_t)batch * sizeof *losses);
+    double *losses = da_malloc((size_t)batch * sizeof *losses);
     if (!losses)
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
     if (grad_cost)
@@ -487,7 +488,7 @@ int da_sp_relaxed_loss(const da_sp_relaxed_cfg *cfg, int batch, int H, int W,
             s += losses[b];
         *loss = s / batch;
     }
-    free(losses);
+    da_free(losses);
     return rc;
 }
 

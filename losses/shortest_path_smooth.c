@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "alloc.h"
 #include "shortest_path.h"
 #include "shortest_path_impl.h"
 
@@ -192,7 +193,7 @@ int da_sp_smooth_solver_loss(const da_smooth_cfg *cfg, da_rng *rng, int batch, i
                              (const void *)solve, cost, target, loss, hess);
     if (rc)
         return rc;
-    box b = {.solve = solve, .user = user, .y = malloc((size_t)n * sizeof(double))};
+    box b = {.solve = solve, .user = user, .y = da_malloc((size_t)n * sizeof(double))};
     if (!b.y)
         return da_set_error(DA_ENOMEM, "da_sp_smooth_solver_loss: out of memory");
     double total = 0;
@@ -205,7 +206,7 @@ int da_sp_smooth_solver_loss(const da_smooth_cfg *cfg, da_rng *rng, int batch, i
                : da_smooth_jacobian(cfg, loss_box, &b, n, 1, x, rng, &value, g);
         total += value;
     }
-    free(b.y);
+    da_free(b.y);
     if (rc)
         return rc;
     *loss = total / batch;

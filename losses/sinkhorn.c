@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "sinkhorn.h"
+#include "alloc.h"
 
 #define SQUASH_DELTA 1e-12
 
@@ -212,7 +213,7 @@ static void ws_free(sk_ws *ws)
     double **bufs[] = {&ws->y,    &ws->z,         &ws->xt,  &ws->buf, &ws->ubar, &ws->vbar,
                        &ws->vbar_next, &ws->dxt, &ws->direct, &ws->U, &ws->V, &ws->P};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) {
-        free(*bufs[k]);
+        da_free(*bufs[k]);
         *bufs[k] = NULL;
     }
 }
@@ -227,13 +228,13 @@ static int ws_alloc(sk_ws *ws, const sk_problem *pb, int own_potentials, int wit
                        &ws->ubar, &ws->vbar,      &ws->vbar_next, &ws->dxt, &ws->direct};
     int ok = 1;
     for (size_t k = 0; k < sizeof vecs / sizeof vecs[0]; k++)
-        ok &= (*vecs[k] = malloc(d)) != NULL;
+        ok &= (*vecs[k] = da_malloc(d)) != NULL;
     if (own_potentials) {
-        ok &= (ws->U = malloc(pot)) != NULL;
-        ok &= (ws->V = malloc(pot)) != NULL;
+        ok &= (ws->U = da_malloc(pot)) != NULL;
+        ok &= (ws->V = da_malloc(pot)) != NULL;
     }
     if (with_P)
-        ok &= (ws->P = malloc(d * (size_t)pb->n)) != NULL;
+        ok &= (ws->P = da_malloc(d * (size_t)pb->n)) != NULL;
     if (!ok) {
         ws_free(ws);
         return DA_ENOMEM;
@@ -506,11 +507,11 @@ static int sk_loss_run(const char *fn, const sk_problem *pb, int batch, const do
                        const double *targets, double *loss, double *grad)
 {
     int n = pb->n, failed = 0;
-    double *row_loss = malloc((size_t)batch * sizeof(double));
-    int *ranks = malloc((size_t)batch * n * sizeof(int));
+    double *row_loss = da_malloc((size_t)batch * sizeof(double));
+    int *ranks = da_malloc((size_t)batch * n * sizeof(int));
     if (!row_loss || !ranks) {
-        free(row_loss);
-        free(ranks);
+        da_free(row_loss);
+        da_free(ranks);
         return da_set_error(DA_ENOMEM, "%s: out of memory", fn);
     }
     double scale = 1.0 / ((double)batch * n * n);
@@ -543,8 +544,8 @@ static int sk_loss_run(const char *fn, const sk_problem *pb, int batch, const do
     for (int b = 0; b < batch && !failed; b++)
         total += row_loss[b];
     *loss = total * scale;
-    free(row_loss);
-    free(ranks);
+    da_free(row_loss);
+    da_free(ranks);
     return failed ? da_set_error(DA_ENOMEM, "%s: out of memory for scratch", fn) : DA_OK;
 }
 

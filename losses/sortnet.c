@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sortnet_impl.h"
+#include "alloc.h"
 
 #define ART_EPS 1e-10     /* diffsort's |a - b| + 1e-10 in logistic_phi */
 #define OPTIMAL_EPS 1e-10 /* diffsort's s_best: 1/16/(|x| + 1e-10) */
@@ -84,7 +85,7 @@ da_sortnet *da_sortnet_new(da_sortnet_kind kind, int n, da_sigmoid sigmoid,
         blocks++;
     int layers = kind == DA_SORTNET_ODD_EVEN ? n : blocks * (blocks + 1) / 2;
     int cap = layers * ((1 << blocks) / 2); /* at most N/2 comparators per layer */
-    da_sortnet *net = calloc(1, sizeof *net);
+    da_sortnet *net = da_calloc(1, sizeof *net);
     if (!net) {
         da_set_error(DA_ENOMEM, "da_sortnet_new: out of memory");
         return NULL;
@@ -95,8 +96,8 @@ da_sortnet *da_sortnet_new(da_sortnet_kind kind, int n, da_sigmoid sigmoid,
                         .steepness = steepness,
                         .art_lambda = art_lambda,
                         .n_layers = layers};
-    net->layer_start = malloc((size_t)(layers + 1) * sizeof *net->layer_start);
-    net->comp = malloc((size_t)cap * sizeof *net->comp);
+    net->layer_start = da_malloc((size_t)(layers + 1) * sizeof *net->layer_start);
+    net->comp = da_malloc((size_t)cap * sizeof *net->comp);
     if (!net->layer_start || !net->comp) {
         da_sortnet_free(net);
         da_set_error(DA_ENOMEM, "da_sortnet_new: out of memory");
@@ -114,9 +115,9 @@ void da_sortnet_free(da_sortnet *net)
 {
     if (!net)
         return;
-    free(net->layer_start);
-    free(net->comp);
-    free(net);
+    da_free(net->layer_start);
+    da_free(net->comp);
+    da_free(net);
 }
 
 int da_sortnet_size(const da_sortnet *net) { return net ? net->n : 0; }
@@ -457,7 +458,7 @@ int da_sortnet_apply(const da_sortnet *net, int batch, const double *x, double *
     size_t ws_len = 4 * (size_t)net->n_comp + 2 * (size_t)n + (P ? (size_t)n * n : 0);
 #pragma omp parallel if (da_sortnet_parallel(net, batch, P ? n : 1))
     {
-        double *ws = malloc(ws_len * sizeof *ws);
+        double *ws = da_malloc(ws_len * sizeof *ws);
         if (!ws) {
 #pragma omp atomic write
             nomem = 1;
@@ -467,7 +468,7 @@ int da_sortnet_apply(const da_sortnet *net, int batch, const double *x, double *
             if (ws)
                 sample_apply(net, x + (size_t)b * n, sorted ? sorted + (size_t)b * n : NULL,
                              P ? P + (size_t)b * n * n : NULL, ws);
-        free(ws);
+        da_free(ws);
     }
     return nomem ? da_set_error(DA_ENOMEM, "da_sortnet_apply: out of memory") : DA_OK;
 }
@@ -514,7 +515,7 @@ int da_sortnet_vjp(const da_sortnet *net, int batch, const double *x,
                     (size_t)R * ((size_t)n + (size_t)net->n_comp);
 #pragma omp parallel if (da_sortnet_parallel(net, batch, cot_P ? n : 1))
     {
-        double *ws = malloc(ws_len * sizeof *ws);
+        double *ws = da_malloc(ws_len * sizeof *ws);
         if (!ws) {
 #pragma omp atomic write
             nomem = 1;
@@ -525,7 +526,7 @@ int da_sortnet_vjp(const da_sortnet *net, int batch, const double *x,
                 sample_vjp(net, x + (size_t)b * n, cot_sorted ? cot_sorted + (size_t)b * n : NULL,
                            cot_P ? cot_P + (size_t)b * n * n : NULL, grad_x + (size_t)b * n, ws,
                            R);
-        free(ws);
+        da_free(ws);
     }
     return nomem ? da_set_error(DA_ENOMEM, "%s: out of memory", fn) : DA_OK;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sortnet_impl.h"
+#include "alloc.h"
 
 #define LOG_CLAMP (-100.0) /* torch BCELoss clamps log at -100 */
 
@@ -65,17 +66,17 @@ static size_t ws_doubles(const da_sortnet *net, int R)
 static int ws_alloc(const da_sortnet *net, int R, sample_ws *ws)
 {
     ws->R = R;
-    ws->buf = malloc(ws_doubles(net, R) * sizeof(double));
-    ws->rank = malloc((size_t)net->n * sizeof *ws->rank);
-    ws->keys = malloc((size_t)net->n * sizeof *ws->keys);
+    ws->buf = da_malloc(ws_doubles(net, R) * sizeof(double));
+    ws->rank = da_malloc((size_t)net->n * sizeof *ws->rank);
+    ws->keys = da_malloc((size_t)net->n * sizeof *ws->keys);
     return ws->buf && ws->rank && ws->keys ? DA_OK : DA_ENOMEM;
 }
 
 static void ws_free(sample_ws *ws)
 {
-    free(ws->buf);
-    free(ws->rank);
-    free(ws->keys);
+    da_free(ws->buf);
+    da_free(ws->rank);
+    da_free(ws->keys);
 }
 
 /* Loss of one sample, summed over its n*n entries. grad (or NULL): scale * d/dx.
@@ -174,7 +175,7 @@ static int run_batch(const batch_job *job)
 #pragma omp parallel if (da_sortnet_parallel(net, job->batch, job->H ? n * n : n))
     {
         sample_ws ws;
-        double *col = malloc(2 * (size_t)n * sizeof *col);
+        double *col = da_malloc(2 * (size_t)n * sizeof *col);
         int ok = !ws_alloc(net, R, &ws) && col;
         if (!ok) {
 #pragma omp atomic write
@@ -185,7 +186,7 @@ static int run_batch(const batch_job *job)
             if (ok)
                 run_sample(job, b, scale, col, &ws);
         ws_free(&ws);
-        free(col);
+        da_free(col);
     }
     return nomem ? da_set_error(DA_ENOMEM, "%s: out of memory", job->fn) : DA_OK;
 }
@@ -198,7 +199,7 @@ int da_sortnet_loss(const da_sortnet *net, int batch, const double *x,
         return da_set_error(DA_EINVAL, "%s: NULL loss", fn);
     if (batch < 1)
         return da_set_error(DA_ERANGE, "%s: batch %d < 1", fn, batch);
-    double *losses = malloc((size_t)batch * sizeof *losses);
+    double *losses = da_malloc((size_t)batch * sizeof *losses);
     if (!losses)
         return da_set_error(DA_ENOMEM, "%s: out of memory", fn);
     batch_job job = {.fn = fn, .net = net, .batch = batch, .x = x, .targets = targets,
@@ -210,7 +211,7 @@ int da_sortnet_loss(const da_sortnet *net, int batch, const double *x,
             sum += losses[b];
         *loss = sum / ((double)batch * net->n * net->n);
     }
-    free(losses);
+    da_free(losses);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sortnet_impl.h"
+#include "alloc.h"
 #include "topk.h"
 
 #define CE_SCALE (1 - 2e-7) /* difftopk: log(dist * (1 - 2e-7) + 1e-7) */
@@ -67,7 +68,7 @@ int da_topk(const da_sortnet *net, int k, int batch, const double *x, double *X,
                     (size_t)R * ((size_t)n + (size_t)net->n_comp);
 #pragma omp parallel if (da_sortnet_parallel(net, batch, k))
     {
-        double *ws = malloc(ws_len * sizeof *ws);
+        double *ws = da_malloc(ws_len * sizeof *ws);
         if (!ws) {
 #pragma omp atomic write
             nomem = 1;
@@ -78,7 +79,7 @@ int da_topk(const da_sortnet *net, int k, int batch, const double *x, double *X,
                 sample_topk(net, k, x + (size_t)b * n, X ? X + (size_t)b * n * k : NULL,
                             cot ? cot + (size_t)b * n * k : NULL,
                             grad_x ? grad_x + (size_t)b * n : NULL, ws, R);
-        free(ws);
+        da_free(ws);
     }
     return nomem ? da_set_error(DA_ENOMEM, "%s: out of memory", fn) : DA_OK;
 }
@@ -275,7 +276,7 @@ int da_topk_ce_loss(const da_topk_ce_cfg *cfg, int batch, const double *logits,
     if (!loss)
         return da_set_error(DA_EINVAL, "%s: NULL loss", fn);
     int n = cfg->net->n, nc = cfg->n_classes, nomem = 0;
-    double *losses = malloc((size_t)batch * sizeof *losses);
+    double *losses = da_malloc((size_t)batch * sizeof *losses);
     if (!losses)
         return da_set_error(DA_ENOMEM, "%s: out of memory", fn);
     if (grad)
@@ -283,8 +284,8 @@ int da_topk_ce_loss(const da_topk_ce_cfg *cfg, int batch, const double *logits,
     size_t ws_len = 6 * (size_t)cfg->net->n_comp + 8 * (size_t)n;
 #pragma omp parallel if (da_sortnet_parallel(cfg->net, batch, 1))
     {
-        double *ws = malloc(ws_len * sizeof *ws);
-        int *idx = malloc((size_t)n * sizeof *idx);
+        double *ws = da_malloc(ws_len * sizeof *ws);
+        int *idx = da_malloc((size_t)n * sizeof *idx);
         if (!ws || !idx) {
 #pragma omp atomic write
             nomem = 1;
@@ -294,8 +295,8 @@ int da_topk_ce_loss(const da_topk_ce_cfg *cfg, int batch, const double *logits,
             if (ws && idx)
                 losses[b] = sample_ce(cfg, logits + (size_t)b * nc, labels[b], 1.0 / batch,
                                       grad ? grad + (size_t)b * nc : NULL, ws, idx);
-        free(ws);
-        free(idx);
+        da_free(ws);
+        da_free(idx);
     }
     if (!nomem) {
         double sum = 0;
@@ -303,7 +304,7 @@ int da_topk_ce_loss(const da_topk_ce_cfg *cfg, int batch, const double *logits,
             sum += losses[b];
         *loss = sum / batch;
     }
-    free(losses);
+    da_free(losses);
     return nomem ? da_set_error(DA_ENOMEM, "%s: out of memory", fn) : DA_OK;
 }
 

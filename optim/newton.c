@@ -7,6 +7,7 @@
 #include <lapacke.h>
 
 #include "newton.h"
+#include "alloc.h"
 
 /* X := (A + lambda I)^-1 X for symmetric A [m][m] and nrhs vectors X [nrhs][m] (each
  * contiguous, i.e. column-major m x nrhs). Cholesky, else the clipped
@@ -89,8 +90,8 @@ int da_newton_hessian_step(int B, int m, const double *z, const double *g, const
         return da_set_error(DA_EINVAL, "da_newton_hessian_step: H is NULL");
     if (!da_all_finite(H, (long)B * m * m))
         return da_set_error(DA_ENAN, "da_newton_hessian_step: NaN or Inf in H");
-    double *d = malloc((size_t)B * m * sizeof *d);
-    double *work = malloc(((size_t)m * m + 2 * (size_t)m) * sizeof *work);
+    double *d = da_malloc((size_t)B * m * sizeof *d);
+    double *work = da_malloc(((size_t)m * m + 2 * (size_t)m) * sizeof *work);
     int n_fb = 0;
     /* each sample has its own H_i: one solve per sample */
     if (!d || !work) {
@@ -112,8 +113,8 @@ int da_newton_hessian_step(int B, int m, const double *z, const double *g, const
     if (fallbacks)
         *fallbacks = n_fb;
 done:
-    free(d);
-    free(work);
+    da_free(d);
+    da_free(work);
     return rc;
 }
 
@@ -121,7 +122,7 @@ done:
 static int fisher_woodbury(int B, int m, const double *g, double lambda, double *d, int *fb)
 {
     /* K [B][B], R [B][B], then solve_regularised's work: B*B + B + B*B */
-    double *K = malloc((4 * (size_t)B * B + (size_t)B) * sizeof *K);
+    double *K = da_malloc((4 * (size_t)B * B + (size_t)B) * sizeof *K);
     if (!K)
         return da_set_error(DA_ENOMEM, "da_newton_fisher_step: out of memory");
     double *R = K + (size_t)B * B, *work = R + (size_t)B * B;
@@ -136,7 +137,7 @@ static int fisher_woodbury(int B, int m, const double *g, double lambda, double 
                     d, m);
         cblas_dscal(B * m, 1.0 / (lambda * B), d, 1);
     }
-    free(K);
+    da_free(K);
     return rc;
 }
 
@@ -149,16 +150,16 @@ int da_newton_fisher_step(int B, int m, const double *z, const double *g, double
     if (!(lambda > 0))
         return da_set_error(DA_ERANGE, "da_newton_fisher_step: lambda must be > 0 (F has "
                                        "rank <= B)");
-    double *d = malloc((size_t)B * m * sizeof *d);
+    double *d = da_malloc((size_t)B * m * sizeof *d);
     int fb = 0;
     if (!d)
         return da_set_error(DA_ENOMEM, "da_newton_fisher_step: out of memory");
     if (m > B) {
         rc = fisher_woodbury(B, m, g, lambda, d, &fb);
     } else {
-        double *F = malloc(((size_t)m * m * 2 + (size_t)m + (size_t)m * B) * sizeof *F);
+        double *F = da_malloc(((size_t)m * m * 2 + (size_t)m + (size_t)m * B) * sizeof *F);
         if (!F) {
-            free(d);
+            da_free(d);
             return da_set_error(DA_ENOMEM, "da_newton_fisher_step: out of memory");
         }
         cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, m, B, 1.0 / B, g, m, 0.0, F, m);
@@ -168,7 +169,7 @@ int da_newton_fisher_step(int B, int m, const double *z, const double *g, double
         for (long k = 0; k < (long)B * m; k++)
             d[k] = g[k] / B;
         rc = solve_regularised(m, F, lambda, d, B, F + (size_t)m * m, &fb);
-        free(F);
+        da_free(F);
     }
     if (!rc)
         rc = check_step(B, m, z, d, "da_newton_fisher_step");
@@ -176,7 +177,7 @@ int da_newton_fisher_step(int B, int m, const double *z, const double *g, double
         write_outputs(B, m, z, d, zstar, grad);
     if (fallbacks)
         *fallbacks = fb;
-    free(d);
+    da_free(d);
     return rc;
 }
 

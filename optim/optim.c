@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "optim.h"
+#include "alloc.h"
 
 #define MAX_BUFS 3
 #define STATE_MAGIC 0x44414f50u /* "DAOP" */
@@ -115,21 +116,21 @@ da_optim *da_optim_new(da_tensor **params, int n_params, const da_optim_cfg *cfg
     }
     if (check_params(params, n_params) || check_cfg(cfg))
         return NULL;
-    da_optim *o = calloc(1, sizeof *o);
+    da_optim *o = da_calloc(1, sizeof *o);
     if (!o)
         goto oom;
     o->cfg = *cfg;
     o->n = n_params;
     o->n_bufs = buffers_for(cfg);
-    o->params = malloc((size_t)n_params * sizeof *o->params);
-    o->step = calloc((size_t)n_params, sizeof *o->step);
-    o->bufs = calloc((size_t)n_params * MAX_BUFS, sizeof *o->bufs);
+    o->params = da_malloc((size_t)n_params * sizeof *o->params);
+    o->step = da_calloc((size_t)n_params, sizeof *o->step);
+    o->bufs = da_calloc((size_t)n_params * MAX_BUFS, sizeof *o->bufs);
     if (!o->params || !o->step || !o->bufs)
         goto oom;
     for (int i = 0; i < n_params; i++) {
         o->params[i] = params[i];
         for (int k = 0; k < o->n_bufs; k++) {
-            o->bufs[i * MAX_BUFS + k] = calloc((size_t)params[i]->size,
+            o->bufs[i * MAX_BUFS + k] = da_calloc((size_t)params[i]->size,
                                                da_dtype_size(params[i]->dtype));
             if (!o->bufs[i * MAX_BUFS + k])
                 goto oom;
@@ -148,11 +149,11 @@ void da_optim_free(da_optim *opt)
         return;
     if (opt->bufs)
         for (int i = 0; i < opt->n * MAX_BUFS; i++)
-            free(opt->bufs[i]);
-    free(opt->bufs);
-    free(opt->step);
-    free(opt->params);
-    free(opt);
+            da_free(opt->bufs[i]);
+    da_free(opt->bufs);
+    da_free(opt->step);
+    da_free(opt->params);
+    da_free(opt);
 }
 
 int da_optim_step(da_optim *opt)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "alloc.h"
 #include "precond.h"
 
 /* workspace limit: 2^31 doubles per buffer */
@@ -69,7 +70,7 @@ static int cholesky(const char *who, int n, double *A)
 static int solve_dxd(const char *who, int N, int in, int out, const double *X,
                      double lambda, double *B)
 {
-    double *M = malloc((size_t)in * in * sizeof *M); /* [in][in], lower triangle */
+    double *M = da_malloc((size_t)in * in * sizeof *M); /* [in][in], lower triangle */
     if (!M)
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
     /* row-major X [N][in] is column-major X^T [in][N]: M = X^T (X^T)^T / N */
@@ -79,7 +80,7 @@ static int solve_dxd(const char *who, int N, int in, int out, const double *X,
     int rc = cholesky(who, in, M);
     if (!rc && LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'L', in, out, M, in, B, in) != 0)
         rc = da_set_error(DA_ENUMERIC, "%s: Cholesky solve failed", who);
-    free(M);
+    da_free(M);
     return rc;
 }
 
@@ -87,8 +88,8 @@ static int solve_dxd(const char *who, int N, int in, int out, const double *X,
 static int solve_nxn(const char *who, int N, int in, int out, const double *X,
                      double lambda, double *B)
 {
-    double *K = malloc((size_t)N * N * sizeof *K);   /* [N][N], lower triangle */
-    double *C = malloc((size_t)out * N * sizeof *C); /* [out][N] */
+    double *K = da_malloc((size_t)N * N * sizeof *K);   /* [N][N], lower triangle */
+    double *C = da_malloc((size_t)out * N * sizeof *C); /* [out][N] */
     int rc = DA_OK;
     if (!K || !C) {
         rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
@@ -110,8 +111,8 @@ static int solve_nxn(const char *who, int N, int in, int out, const double *X,
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, N, -1.0 / lambda, C, N,
                 X, in, 1.0 / lambda, B, in);
 done:
-    free(K);
-    free(C);
+    da_free(K);
+    da_free(C);
     return rc;
 }
 
@@ -232,7 +233,7 @@ static int conv_right_solve(const char *who, da_precond_kind kind, da_precond_re
     int rc = check_sizes(who, rows, cols, out);
     if (rc)
         return rc;
-    double *P = malloc((size_t)rows * cols * sizeof *P);
+    double *P = da_malloc((size_t)rows * cols * sizeof *P);
     if (!P)
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
     im2col(g, x, P);
@@ -244,7 +245,7 @@ static int conv_right_solve(const char *who, da_precond_kind kind, da_precond_re
                         n ? 1.0 : 0.0, B, (int)cols);
     }
     rc = right_solve(who, kind, regime, (int)rows, (int)cols, out, P, lambda, B);
-    free(P);
+    da_free(P);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <lapacke.h>
 
 #include "smooth.h"
+#include "alloc.h"
 
 typedef struct {
     da_sampling sampling;
@@ -141,11 +142,11 @@ static int qrng_uniforms(const plan *p, int n, da_rng *rng, double *U)
     gsl_qrng *q = gsl_qrng_alloc(p->sampling == DA_SAMPLE_SOBOL ? gsl_qrng_sobol
                                                                 : gsl_qrng_halton,
                                  (unsigned)n);
-    double *shift = malloc((size_t)n * sizeof *shift);
+    double *shift = da_malloc((size_t)n * sizeof *shift);
     if (!q || !shift) {
         if (q)
             gsl_qrng_free(q);
-        free(shift);
+        da_free(shift);
         return da_set_error(DA_ENOMEM, "smooth: out of memory for quasi-random points");
     }
     for (int d = 0; d < n; d++)
@@ -158,14 +159,14 @@ static int qrng_uniforms(const plan *p, int n, da_rng *rng, double *U)
         }
     }
     gsl_qrng_free(q);
-    free(shift);
+    da_free(shift);
     return DA_OK;
 }
 
 static int latin_uniforms(const plan *p, int n, da_rng *rng, double *U, int randomized)
 {
     int s = p->s_base;
-    int *perm = malloc((size_t)s * sizeof *perm);
+    int *perm = da_malloc((size_t)s * sizeof *perm);
     if (!perm)
         return da_set_error(DA_ENOMEM, "smooth: out of memory");
     for (int d = 0; d < n; d++) {
@@ -175,7 +176,7 @@ static int latin_uniforms(const plan *p, int n, da_rng *rng, double *U, int rand
         for (int k = 0; k < s; k++)
             U[(size_t)k * n + d] = (perm[k] + (randomized ? da_rng_uniform(rng) : 0.5)) / s;
     }
-    free(perm);
+    da_free(perm);
     return DA_OK;
 }
 
@@ -225,17 +226,17 @@ static int check_scale(const da_smooth_cfg *cfg, int n, work *w)
     if (cfg->L) {
         if (!da_all_finite(cfg->L, (long)n * n))
             return da_set_error(DA_ENAN, "smooth: NaN or Inf in L");
-        w->Linv = malloc((size_t)n * n * sizeof *w->Linv);
-        lapack_int *ipiv = malloc((size_t)n * sizeof *ipiv);
+        w->Linv = da_malloc((size_t)n * n * sizeof *w->Linv);
+        lapack_int *ipiv = da_malloc((size_t)n * sizeof *ipiv);
         if (!w->Linv || !ipiv) {
-            free(ipiv);
+            da_free(ipiv);
             return da_set_error(DA_ENOMEM, "smooth: out of memory");
         }
         memcpy(w->Linv, cfg->L, (size_t)n * n * sizeof *w->Linv);
         int info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, n, n, w->Linv, n, ipiv);
         if (info == 0)
             info = LAPACKE_dgetri(LAPACK_ROW_MAJOR, n, w->Linv, n, ipiv);
-        free(ipiv);
+        da_free(ipiv);
         if (info != 0)
             return da_set_error(DA_ENUMERIC, "smooth: the scale matrix L is singular");
         return DA_OK;
@@ -277,24 +278,24 @@ static void unscale_scores(const da_smooth_cfg *cfg, const work *w, int n, doubl
 
 static void work_free(work *w)
 {
-    free(w->U);
-    free(w->C);
-    free(w->W);
-    free(w->Dp);
-    free(w->xs);
-    free(w->fx);
-    free(w->Linv);
+    da_free(w->U);
+    da_free(w->C);
+    da_free(w->W);
+    da_free(w->Dp);
+    da_free(w->xs);
+    da_free(w->fx);
+    da_free(w->Linv);
 }
 
 static int work_alloc(work *w, const plan *p, int n, int m, int second_order)
 {
     memset(w, 0, sizeof *w);
-    w->U = malloc((size_t)p->s * n * sizeof(double));
-    w->C = malloc((size_t)p->s * m * sizeof(double));
-    w->W = malloc((size_t)p->s * n * sizeof(double));
-    w->Dp = second_order ? malloc((size_t)p->s * n * sizeof(double)) : NULL;
-    w->xs = malloc((size_t)2 * n * sizeof(double));
-    w->fx = malloc((size_t)2 * m * sizeof(double));
+    w->U = da_malloc((size_t)p->s * n * sizeof(double));
+    w->C = da_malloc((size_t)p->s * m * sizeof(double));
+    w->W = da_malloc((size_t)p->s * n * sizeof(double));
+    w->Dp = second_order ? da_malloc((size_t)p->s * n * sizeof(double)) : NULL;
+    w->xs = da_malloc((size_t)2 * n * sizeof(double));
+    w->fx = da_malloc((size_t)2 * m * sizeof(double));
     if (!w->U || !w->C || !w->W || (second_order && !w->Dp) || !w->xs || !w->fx) {
         work_free(w);
         return da_set_error(DA_ENOMEM, "smooth: out of memory for %d samples", p->s);
