@@ -6,7 +6,6 @@
  *   experiments/bench_sp [--batch 70] [--grids 12,30] [--reps 5] [--threads T]
  * Costs: uniform in [1, 10], targets: their Dijkstra paths after a perturbation. Prints
  * a Markdown table of the median time over --reps repetitions. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,30 +77,23 @@ static double time_method(const sp_method *m, const sp_problem *p, int B, const 
     return median;
 }
 
+static void usage(FILE *f)
+{
+    fputs("usage: bench_sp [--batch 70] [--grids 12,30] [--reps 5] [--threads T]\n", f);
+}
+
 int main(int argc, char **argv)
 {
     ex_set_program_name(argv[0]);
     int B = 70, reps = 5, threads = 0, grids[8], n_grids = 0;
     const char *grid_list = "12,30";
-    static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
-                                         {"grids", required_argument, 0, 'g'},
-                                         {"reps", required_argument, 0, 'r'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'b': B = (int)ex_parse_long("batch", optarg, 1, 4096); break;
-        case 'g': grid_list = optarg; break;
-        case 'r': reps = (int)ex_parse_long("reps", optarg, 1, 1000); break;
-        case 't': threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'h':
-            puts("usage: bench_sp [--batch 70] [--grids 12,30] [--reps 5] [--threads T]");
-            return 0;
-        default: return 2;
-        }
-    }
+    const ex_option opts[] = {
+        EX_OPT_INT("batch", &B, 1, 4096),
+        EX_OPT_STRING("grids", &grid_list),
+        EX_OPT_INT("reps", &reps, 1, 1000),
+        EX_OPT_THREADS(&threads),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
     char buf[64];
     snprintf(buf, sizeof buf, "%s", grid_list);
     for (char *tok = strtok(buf, ","); tok && n_grids < 8; tok = strtok(NULL, ","))

@@ -1,6 +1,7 @@
 /* common.c - progress bar, JSON lines, summary table and option parsing shared by the
  * experiment programs (common.h). */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -310,6 +311,62 @@ int ex_parse_choice(const char *opt, const char *arg, const char *const *choices
     ex_die(2, "--%s: '%s' is not one of %s", opt, arg, list);
 }
 
+static void store_option(const ex_option *o, const char *arg)
+{
+    switch (o->kind) {
+    case EX_KIND_INT: *(int *)o->field = (int)ex_parse_long(o->name, arg, o->lo, o->hi); break;
+    case EX_KIND_LONG: *(long *)o->field = ex_parse_long(o->name, arg, o->lo, o->hi); break;
+    case EX_KIND_ULONG:
+        *(unsigned long *)o->field = (unsigned long)ex_parse_long(o->name, arg, o->lo, o->hi);
+        break;
+    case EX_KIND_DOUBLE:
+        *(double *)o->field = ex_parse_double(o->name, arg, o->dlo, o->dhi);
+        break;
+    case EX_KIND_STRING: *(const char **)o->field = arg; break;
+    case EX_KIND_FLAG: *(int *)o->field = 1; break;
+    case EX_KIND_CHOICE:
+        *(int *)o->field = ex_parse_choice(o->name, arg, o->choices, o->n_choices);
+        break;
+    }
+}
+
+#define EX_MAX_OPTIONS 64
+#define EX_OPTION_VAL 256 /* getopt_long returns EX_OPTION_VAL + i for opts[i] */
+
+void ex_parse_options(int argc, char **argv, const ex_option *opts, int n,
+                      void (*usage)(FILE *f))
+{
+    struct option longopts[EX_MAX_OPTIONS + 2] = {{0}};
+    if (n > EX_MAX_OPTIONS)
+        ex_die(1, "ex_parse_options: %d options, at most %d", n, EX_MAX_OPTIONS);
+    for (int i = 0; i < n; i++)
+        longopts[i] = (struct option){opts[i].name,
+                                      opts[i].kind == EX_KIND_FLAG ? no_argument
+                                                                   : required_argument,
+                                      NULL, EX_OPTION_VAL + i};
+    longopts[n] = (struct option){"help", no_argument, NULL, 'h'};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (ch < EX_OPTION_VAL || ch >= EX_OPTION_VAL + n) {
+            usage(stderr);
+            exit(2);
+        }
+        store_option(&opts[ch - EX_OPTION_VAL], optarg);
+    }
+    if (optind < argc)
+        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+}
+
+void ex_check_resume(int resume, const char *checkpoint)
+{
+    if (resume && !checkpoint)
+        ex_die(2, "--resume needs --checkpoint FILE");
+}
+
 /* ---- checkpoints ---- */
 
 void ex_checkpoint_save(const char *path, da_model *m, const da_optim *opt, const da_rng *rng,
@@ -352,7 +409,11 @@ long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rn
     char name[32];
     long value = 0;
     size_t n;
-    int rc = da_checkpoint_load(path, &ck);
+    char rejected[512];
+    int rc = da_checkpoint_load_latest(path, &ck, rejected, sizeof rejected);
+    if (!rc && rejected[0])
+        ex_log("resuming: %s rejected (%s); using the previous checkpoint %s%s", path,
+               rejected, path, DA_CHECKPOINT_PREV_SUFFIX);
     const char *got = rc || !run_id ? NULL : da_checkpoint_get(ck, "run", &n);
     if (!rc && run_id && (!got || n != strlen(run_id) || memcmp(got, run_id, n)))
         rc = da_set_error(DA_EFORMAT, "%s was written for another run (not %s)", path, run_id);

@@ -75,6 +75,58 @@ double ex_parse_double(const char *opt, const char *arg, double lo, double hi);
 /* index of arg in choices[0..n-1] */
 int ex_parse_choice(const char *opt, const char *arg, const char *const *choices, int n);
 
+/* A program's options as one table, parsed by ex_parse_options:
+ *     const ex_option opts[] = {EX_OPT_INT("batch", &c.batch, 1, 4096),
+ *                               EX_OPT_STRING("out", &c.out), EX_OPT_FLAG("resume", &c.resume)};
+ *     ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
+ * The macros check the field's type at compile time. Integer kinds take the range
+ * [lo, hi] as long, EX_OPT_DOUBLE as double; a flag sets its int to 1; a choice stores
+ * the index of the value in its array of names. */
+typedef enum {
+    EX_KIND_INT,    /* int */
+    EX_KIND_LONG,   /* long */
+    EX_KIND_ULONG,  /* unsigned long, range given as long */
+    EX_KIND_DOUBLE, /* double */
+    EX_KIND_STRING, /* const char *, the argv string itself */
+    EX_KIND_FLAG,   /* int, no argument */
+    EX_KIND_CHOICE  /* int: index in choices[0..n_choices-1] */
+} ex_option_kind;
+
+typedef struct {
+    const char *name; /* without the leading "--" */
+    ex_option_kind kind;
+    void *field;
+    long lo, hi;     /* integer kinds */
+    double dlo, dhi; /* EX_KIND_DOUBLE */
+    const char *const *choices;
+    int n_choices;
+} ex_option;
+
+#define EX_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
+#define EX_FIELD(type, p) ((void *)(1 ? (p) : (type *)0)) /* a type mismatch is an error */
+#define EX_OPT_(n_, kind_, type, p) .name = n_, .kind = kind_, .field = EX_FIELD(type, p)
+#define EX_OPT_INT(n_, p, lo_, hi_) {EX_OPT_(n_, EX_KIND_INT, int, p), .lo = lo_, .hi = hi_}
+#define EX_OPT_LONG(n_, p, lo_, hi_) {EX_OPT_(n_, EX_KIND_LONG, long, p), .lo = lo_, .hi = hi_}
+#define EX_OPT_ULONG(n_, p, lo_, hi_) \
+    {EX_OPT_(n_, EX_KIND_ULONG, unsigned long, p), .lo = lo_, .hi = hi_}
+#define EX_OPT_DOUBLE(n_, p, lo_, hi_) \
+    {EX_OPT_(n_, EX_KIND_DOUBLE, double, p), .dlo = lo_, .dhi = hi_}
+#define EX_OPT_STRING(n_, p) {EX_OPT_(n_, EX_KIND_STRING, const char *, p)}
+#define EX_OPT_FLAG(n_, p) {EX_OPT_(n_, EX_KIND_FLAG, int, p)}
+#define EX_OPT_CHOICE(n_, p, names) \
+    {EX_OPT_(n_, EX_KIND_CHOICE, int, p), .choices = names, .n_choices = EX_LEN(names)}
+/* the options every program spells the same way */
+#define EX_OPT_SEED(n_, p) EX_OPT_ULONG(n_, p, 0, 1L << 32)
+#define EX_OPT_THREADS(p) EX_OPT_INT("threads", p, 1, 1024)
+
+/* Parse argv with getopt_long against opts[0..n-1] plus --help / -h, storing each value
+ * in its field. --help: usage(stdout), exit 0; an unknown option or a missing argument:
+ * usage(stderr), exit 2; a bad value or a positional argument: a message, exit 2. */
+void ex_parse_options(int argc, char **argv, const ex_option *opts, int n,
+                      void (*usage)(FILE *f));
+/* "--resume needs --checkpoint FILE" (exit 2) when resume is set without a checkpoint */
+void ex_check_resume(int resume, const char *checkpoint);
+
 /* ---- checkpoints of a training run (lib/io.h format, written atomically) ----
  * The state every training program saves: the model parameters (param0, param1, ...),
  * the optimizer state ("optim"), the generator ("rng"), a counter named `counter`
@@ -82,7 +134,9 @@ int ex_parse_choice(const char *opt, const char *arg, const char *const *choices
  * must match, or NULL for none). On any error both print the message and exit(1). */
 void ex_checkpoint_save(const char *path, da_model *m, const da_optim *opt, const da_rng *rng,
                         const char *counter, long value, double seconds, const char *run_id);
-/* Restores what ex_checkpoint_save wrote; returns the counter, *seconds the elapsed time. */
+/* Restores what ex_checkpoint_save wrote; returns the counter, *seconds the elapsed time.
+ * A damaged (truncated, corrupted) or missing checkpoint file is rejected with a log line
+ * and the previous one (FILE.prev, kept by every save) is used: da_checkpoint_load_latest. */
 long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rng,
                         const char *counter, double *seconds, const char *run_id);
 

@@ -36,7 +36,6 @@
  * Metrics on the test set: exact match of the predicted path, cost ratio
  * <c, y(chat)> / <c, y(c)> (mean over samples), Hamming distance (mean), and the
  * normalized regret sum(<c, y(chat)> - <c, y(c)>) / sum <c, y(c)> (PyEPO's). */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,53 +93,31 @@ static config parse_args(int argc, char **argv)
     config c = {.method = "blackbox", .task = TASK_TERRAIN, .grid = -1, .batch = -1, .lr = -1,
                 .epochs = -1, .eval_every = 1, .newton_lambda = 1, .train_n = -1,
                 .test_n = 1000, .features = 5, .deg = 4, .noise = 0.5};
-    static const struct option opts[] = {
-        {"task", required_argument, 0, 'T'},        {"method", required_argument, 0, 'm'},
-        {"grid", required_argument, 0, 'g'},        {"epochs", required_argument, 0, 'E'},
-        {"batch", required_argument, 0, 'b'},       {"lr", required_argument, 0, 'l'},
-        {"seed", required_argument, 0, 's'},        {"eval-every", required_argument, 0, 'k'},
-        {"out", required_argument, 0, 'o'},         {"checkpoint", required_argument, 0, 'c'},
-        {"resume", no_argument, 0, 'r'},            {"newton", required_argument, 0, 'N'},
-        {"newton-lambda", required_argument, 0, 'L'}, {"train-maps", required_argument, 0, 'A'},
-        {"test-maps", required_argument, 0, 'B'},   {"split-seed", required_argument, 0, 'x'},
-        {"features", required_argument, 0, 'p'},    {"deg", required_argument, 0, 'D'},
-        {"noise", required_argument, 0, 'e'},       {"threads", required_argument, 0, 't'},
-        {"data", required_argument, 0, 'd'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'T': c.task = ex_parse_choice("task", optarg, task_names, 2); break;
-        case 'm': c.method = optarg; break;
-        case 'g': c.grid = (int)ex_parse_long("grid", optarg, 2, 64); break;
-        case 'E': c.epochs = ex_parse_long("epochs", optarg, 1, 1000000); break;
-        case 'b': c.batch = (int)ex_parse_long("batch", optarg, 1, 4096); break;
-        case 'l': c.lr = ex_parse_double("lr", optarg, 0, 10); break;
-        case 's': c.seed = (unsigned long)ex_parse_long("seed", optarg, 0, 1L << 32); break;
-        case 'k': c.eval_every = (int)ex_parse_long("eval-every", optarg, 1, 1000000); break;
-        case 'o': c.out = optarg; break;
-        case 'c': c.checkpoint = optarg; break;
-        case 'r': c.resume = 1; break;
-        case 'N': c.newton = ex_parse_choice("newton", optarg, newton_names, 3); break;
-        case 'L': c.newton_lambda = ex_parse_double("newton-lambda", optarg, 1e-12, 1e12); break;
-        case 'A': c.train_n = (int)ex_parse_long("train-maps", optarg, 1, 10000000); break;
-        case 'B': c.test_n = (int)ex_parse_long("test-maps", optarg, 1, 10000000); break;
-        case 'x':
-            c.split_seed = (unsigned long)ex_parse_long("split-seed", optarg, 0, 1L << 32);
-            break;
-        case 'p': c.features = (int)ex_parse_long("features", optarg, 1, 1000); break;
-        case 'D': c.deg = (int)ex_parse_long("deg", optarg, 1, 16); break;
-        case 'e': c.noise = ex_parse_double("noise", optarg, 0, 1); break;
-        case 't': c.threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'd': c.data_dir = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc)
-        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (c.resume && !c.checkpoint)
-        ex_die(2, "--resume needs --checkpoint FILE");
+    const ex_option opts[] = {
+        EX_OPT_CHOICE("task", &c.task, task_names),
+        EX_OPT_STRING("method", &c.method),
+        EX_OPT_INT("grid", &c.grid, 2, 64),
+        EX_OPT_LONG("epochs", &c.epochs, 1, 1000000),
+        EX_OPT_INT("batch", &c.batch, 1, 4096),
+        EX_OPT_DOUBLE("lr", &c.lr, 0, 10),
+        EX_OPT_SEED("seed", &c.seed),
+        EX_OPT_INT("eval-every", &c.eval_every, 1, 1000000),
+        EX_OPT_STRING("out", &c.out),
+        EX_OPT_STRING("checkpoint", &c.checkpoint),
+        EX_OPT_FLAG("resume", &c.resume),
+        EX_OPT_CHOICE("newton", &c.newton, newton_names),
+        EX_OPT_DOUBLE("newton-lambda", &c.newton_lambda, 1e-12, 1e12),
+        EX_OPT_INT("train-maps", &c.train_n, 1, 10000000),
+        EX_OPT_INT("test-maps", &c.test_n, 1, 10000000),
+        EX_OPT_SEED("split-seed", &c.split_seed),
+        EX_OPT_INT("features", &c.features, 1, 1000),
+        EX_OPT_INT("deg", &c.deg, 1, 16),
+        EX_OPT_DOUBLE("noise", &c.noise, 0, 1),
+        EX_OPT_THREADS(&c.threads),
+        EX_OPT_STRING("data", &c.data_dir),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
+    ex_check_resume(c.resume, c.checkpoint);
     int terrain = c.task == TASK_TERRAIN;
     c.grid = c.grid > 0 ? c.grid : terrain ? 12 : 5;
     c.batch = c.batch > 0 ? c.batch : terrain ? 70 : 32;

@@ -17,7 +17,6 @@
  * Output: RESULTS/<setting>.md (rows = distributions, columns = strategies, and each
  * row's best strategy), RESULTS/<setting>.png (gnuplot heatmap of log10 MSE relative to
  * plain MC), and one JSON line per (setting, distribution, strategy) in --out. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,32 +64,19 @@ static config parse_args(int argc, char **argv)
 {
     config c = {.results = "results/smoothing_variance", .only = "all", .samples = 1024,
                 .reps = 64, .gt_samples = 16384, .gt_reps = 64, .eps = 0.5};
-    static const struct option opts[] = {
-        {"setting", required_argument, 0, 'x'},  {"samples", required_argument, 0, 's'},
-        {"reps", required_argument, 0, 'r'},     {"gt-samples", required_argument, 0, 'g'},
-        {"gt-reps", required_argument, 0, 'G'},  {"eps", required_argument, 0, 'e'},
-        {"seed", required_argument, 0, 'S'},     {"results", required_argument, 0, 'R'},
-        {"out", required_argument, 0, 'o'},      {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'x': c.only = optarg; break;
-        case 's': c.samples = (int)ex_parse_long("samples", optarg, 4, 1 << 22); break;
-        case 'r': c.reps = (int)ex_parse_long("reps", optarg, 2, 1000000); break;
-        case 'g': c.gt_samples = (int)ex_parse_long("gt-samples", optarg, 4, 1 << 22); break;
-        case 'G': c.gt_reps = (int)ex_parse_long("gt-reps", optarg, 1, 1000000); break;
-        case 'e': c.eps = ex_parse_double("eps", optarg, 1e-9, 1e9); break;
-        case 'S': c.seed = (unsigned long)ex_parse_long("seed", optarg, 0, 1L << 32); break;
-        case 'R': c.results = optarg; break;
-        case 'o': c.out = optarg; break;
-        case 't': c.threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc)
-        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    const ex_option opts[] = {
+        EX_OPT_STRING("setting", &c.only),
+        EX_OPT_INT("samples", &c.samples, 4, 1 << 22),
+        EX_OPT_INT("reps", &c.reps, 2, 1000000),
+        EX_OPT_INT("gt-samples", &c.gt_samples, 4, 1 << 22),
+        EX_OPT_INT("gt-reps", &c.gt_reps, 1, 1000000),
+        EX_OPT_DOUBLE("eps", &c.eps, 1e-9, 1e9),
+        EX_OPT_SEED("seed", &c.seed),
+        EX_OPT_STRING("results", &c.results),
+        EX_OPT_STRING("out", &c.out),
+        EX_OPT_THREADS(&c.threads),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
     return c;
 }
 

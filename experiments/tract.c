@@ -25,7 +25,6 @@
  * times averaged over the epochs, step_ms_median the median of the epochs' medians);
  * a summary table on stdout. No checkpoints: a run takes minutes, and the sweep
  * (experiments/tract_sweep) reruns an unfinished cell from the start. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,47 +126,27 @@ static config parse_args(int argc, char **argv)
     config c = {.task = -1, .method = METHOD_BASELINE, .optim = OPT_SGD, .epochs = -1,
                 .batch = -1, .precond_layers = -1, .train_size = -1, .test_size = -1,
                 .standardize = -1, .lambda = -1, .lr = -1, .momentum = -1, .seed = 1};
-    static const struct option opts[] = {
-        {"task", required_argument, 0, 'T'},       {"method", required_argument, 0, 'M'},
-        {"optim", required_argument, 0, 'O'},      {"lambda", required_argument, 0, 'L'},
-        {"epochs", required_argument, 0, 'e'},     {"batch", required_argument, 0, 'b'},
-        {"lr", required_argument, 0, 'l'},         {"momentum", required_argument, 0, 'm'},
-        {"precond-layers", required_argument, 0, 'K'},
-        {"schedule", required_argument, 0, 'C'},   {"train-size", required_argument, 0, 'n'},
-        {"test-size", required_argument, 0, 'N'},  {"standardize", required_argument, 0, 'z'},
-        {"seed", required_argument, 0, 's'},       {"split-seed", required_argument, 0, 'S'},
-        {"out", required_argument, 0, 'o'},        {"threads", required_argument, 0, 't'},
-        {"data", required_argument, 0, 'd'},       {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'T': c.task = ex_parse_choice("task", optarg, task_names, 2); break;
-        case 'M': c.method = ex_parse_choice("method", optarg, method_names, 3); break;
-        case 'O': c.optim = ex_parse_choice("optim", optarg, optim_names, 2); break;
-        case 'L': c.lambda = ex_parse_double("lambda", optarg, 1e-12, 1e12); break;
-        case 'e': c.epochs = (int)ex_parse_long("epochs", optarg, 1, 100000); break;
-        case 'b': c.batch = (int)ex_parse_long("batch", optarg, 1, 60000); break;
-        case 'l': c.lr = ex_parse_double("lr", optarg, 0, 100); break;
-        case 'm': c.momentum = ex_parse_double("momentum", optarg, 0, 1); break;
-        case 'K': c.precond_layers = (int)ex_parse_long("precond-layers", optarg, 0, 64); break;
-        case 'C': c.schedule = ex_parse_choice("schedule", optarg, schedule_names, 2); break;
-        case 'n': c.train_size = (int)ex_parse_long("train-size", optarg, 1, 60000); break;
-        case 'N': c.test_size = (int)ex_parse_long("test-size", optarg, 1, 10000); break;
-        case 'z': c.standardize = ex_parse_choice("standardize", optarg, off_on, 2); break;
-        case 's': c.seed = (unsigned long)ex_parse_long("seed", optarg, 0, 1L << 32); break;
-        case 'S':
-            c.split_seed = (unsigned long)ex_parse_long("split-seed", optarg, 0, 1L << 32);
-            break;
-        case 'o': c.out = optarg; break;
-        case 't': c.threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'd': c.data_dir = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc)
-        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    const ex_option opts[] = {
+        EX_OPT_CHOICE("task", &c.task, task_names),
+        EX_OPT_CHOICE("method", &c.method, method_names),
+        EX_OPT_CHOICE("optim", &c.optim, optim_names),
+        EX_OPT_DOUBLE("lambda", &c.lambda, 1e-12, 1e12),
+        EX_OPT_INT("epochs", &c.epochs, 1, 100000),
+        EX_OPT_INT("batch", &c.batch, 1, 60000),
+        EX_OPT_DOUBLE("lr", &c.lr, 0, 100),
+        EX_OPT_DOUBLE("momentum", &c.momentum, 0, 1),
+        EX_OPT_INT("precond-layers", &c.precond_layers, 0, 64),
+        EX_OPT_CHOICE("schedule", &c.schedule, schedule_names),
+        EX_OPT_INT("train-size", &c.train_size, 1, 60000),
+        EX_OPT_INT("test-size", &c.test_size, 1, 10000),
+        EX_OPT_CHOICE("standardize", &c.standardize, off_on),
+        EX_OPT_SEED("seed", &c.seed),
+        EX_OPT_SEED("split-seed", &c.split_seed),
+        EX_OPT_STRING("out", &c.out),
+        EX_OPT_THREADS(&c.threads),
+        EX_OPT_STRING("data", &c.data_dir),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
     if (c.task < 0)
         ex_die(2, "--task fashion-cnn|mnist-mlp is required (see --help)");
     fill_defaults(&c);

@@ -8,7 +8,6 @@
  * test_acc) after a first line with the configuration and the split, a summary table
  * on stdout. --checkpoint writes the state after every epoch; --resume continues a
  * killed run from it bit-exactly. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,40 +52,22 @@ static void usage(FILE *f)
 static config parse_args(int argc, char **argv)
 {
     config c = {.model = MODEL_CNN, .epochs = 0, .batch = 64, .lr = 1e-3, .seed = 1};
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},  {"epochs", required_argument, 0, 'e'},
-        {"batch", required_argument, 0, 'b'},  {"lr", required_argument, 0, 'l'},
-        {"seed", required_argument, 0, 's'},   {"split-seed", required_argument, 0, 'S'},
-        {"out", required_argument, 0, 'o'},    {"threads", required_argument, 0, 't'},
-        {"data", required_argument, 0, 'd'},   {"checkpoint", required_argument, 0, 'c'},
-        {"resume", no_argument, 0, 'r'},       {"schedule", required_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': c.model = ex_parse_choice("model", optarg, model_names, 2); break;
-        case 'e': c.epochs = (int)ex_parse_long("epochs", optarg, 1, 10000); break;
-        case 'b': c.batch = (int)ex_parse_long("batch", optarg, 1, 8000); break;
-        case 'l': c.lr = ex_parse_double("lr", optarg, 0, 10); break;
-        case 'L': c.schedule = ex_parse_choice("schedule", optarg, schedule_names, 2); break;
-        case 's': c.seed = (unsigned long)ex_parse_long("seed", optarg, 0, 1L << 32); break;
-        case 'S':
-            c.split_seed = (unsigned long)ex_parse_long("split-seed", optarg, 0, 1L << 32);
-            break;
-        case 'o': c.out = optarg; break;
-        case 't': c.threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'd': c.data_dir = optarg; break;
-        case 'c': c.checkpoint = optarg; break;
-        case 'r': c.resume = 1; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc)
-        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (c.resume && !c.checkpoint)
-        ex_die(2, "--resume needs --checkpoint FILE");
+    const ex_option opts[] = {
+        EX_OPT_CHOICE("model", &c.model, model_names),
+        EX_OPT_INT("epochs", &c.epochs, 1, 10000),
+        EX_OPT_INT("batch", &c.batch, 1, 8000),
+        EX_OPT_DOUBLE("lr", &c.lr, 0, 10),
+        EX_OPT_SEED("seed", &c.seed),
+        EX_OPT_SEED("split-seed", &c.split_seed),
+        EX_OPT_STRING("out", &c.out),
+        EX_OPT_THREADS(&c.threads),
+        EX_OPT_STRING("data", &c.data_dir),
+        EX_OPT_STRING("checkpoint", &c.checkpoint),
+        EX_OPT_FLAG("resume", &c.resume),
+        EX_OPT_CHOICE("schedule", &c.schedule, schedule_names),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
+    ex_check_resume(c.resume, c.checkpoint);
     if (!c.epochs)
         c.epochs = c.model == MODEL_CNN ? 8 : 20;
     return c;
