@@ -22,7 +22,14 @@
 
 static char fuzz_path[64];
 
-static void fuzz_remove_file(void) { unlink(fuzz_path); }
+/* the input file, and the PATH.prev that da_checkpoint_save keeps when saving over it */
+static void fuzz_remove_file(void)
+{
+    char prev[sizeof fuzz_path + 8];
+    snprintf(prev, sizeof prev, "%s.prev", fuzz_path);
+    unlink(fuzz_path);
+    unlink(prev);
+}
 
 /* path of a file holding exactly data[0..size); aborts (a harness failure, not a
  * finding) if the temporary file cannot be written */

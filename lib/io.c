@@ -49,21 +49,33 @@ static void sync_parent_dir(const char *path)
     da_free(dir);
 }
 
-int da_file_write_atomic(const char *path, const void *data, size_t size)
+/* path followed by suffix, in a new da_malloc'd string (NULL: DA_ENOMEM recorded) */
+static char *path_with(const char *path, const char *suffix)
 {
-    if (!path || !path[0] || (!data && size))
-        return da_set_error(DA_EINVAL, "da_file_write_atomic: NULL or empty argument");
-    size_t len = strlen(path);
-    char *tmp = da_malloc(len + sizeof ".tmp.XXXXXX");
-    if (!tmp)
-        return da_set_error(DA_ENOMEM, "da_file_write_atomic: out of memory");
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    int fd = mkstemp(tmp);
+    size_t len = strlen(path), extra = strlen(suffix);
+    char *s = da_malloc(len + extra + 1);
+    if (!s) {
+        da_set_error(DA_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    memcpy(s, path, len);
+    memcpy(s + len, suffix, extra + 1);
+    return s;
+}
+
+/* Write the bytes to a new temporary file beside path (PATH.tmp.XXXXXX), fsync'd and
+ * closed; *tmp receives its name (da_free it). On failure nothing is left behind. */
+static int write_temp(const char *path, const void *data, size_t size, char **tmp)
+{
+    *tmp = path_with(path, ".tmp.XXXXXX");
+    if (!*tmp)
+        return DA_ENOMEM;
+    int fd = mkstemp(*tmp);
     if (fd < 0) {
         int rc = da_set_error(DA_EIO, "%s: cannot create a temporary file: %s", path,
                               strerror(errno));
-        da_free(tmp);
+        da_free(*tmp);
+        *tmp = NULL;
         return rc;
     }
     const char *what = NULL;
@@ -78,18 +90,36 @@ int da_file_write_atomic(const char *path, const void *data, size_t size)
         what = "close";
         err = errno;
     }
-    if (!what && rename(tmp, path)) {
-        what = "rename";
-        err = errno;
-    }
     if (what) {
-        unlink(tmp);
-        da_free(tmp);
+        unlink(*tmp);
+        da_free(*tmp);
+        *tmp = NULL;
         return da_set_error(DA_EIO, "%s: %s failed: %s", path, what, strerror(err));
     }
-    da_free(tmp);
-    sync_parent_dir(path);
     return DA_OK;
+}
+
+/* rename tmp over path (removing tmp on failure), then make the rename durable */
+static int install_temp(const char *path, char *tmp)
+{
+    int rc = DA_OK;
+    if (rename(tmp, path)) {
+        rc = da_set_error(DA_EIO, "%s: rename failed: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    da_free(tmp);
+    if (!rc)
+        sync_parent_dir(path);
+    return rc;
+}
+
+int da_file_write_atomic(const char *path, const void *data, size_t size)
+{
+    if (!path || !path[0] || (!data && size))
+        return da_set_error(DA_EINVAL, "da_file_write_atomic: NULL or empty argument");
+    char *tmp;
+    int rc = write_temp(path, data, size, &tmp);
+    return rc ? rc : install_temp(path, tmp);
 }
 
 int da_file_read(const char *path, void **data, size_t *size)
@@ -342,17 +372,49 @@ static uint64_t get_le(const unsigned char *p, int bytes)
     return v;
 }
 
+static int check_envelope(const char *path, const unsigned char *buf, size_t size);
+
+/* 1 if the file at path is a complete checkpoint (header, length and CRC), 0 if it is
+ * missing, unreadable or damaged (a message is then recorded, and the caller goes on), -1
+ * (DA_ENOMEM recorded) if it could not be read into memory. */
+static int intact_checkpoint(const char *path)
+{
+    void *buf;
+    size_t size;
+    int rc = da_file_read(path, &buf, &size);
+    if (rc)
+        return rc == DA_ENOMEM ? -1 : 0;
+    int ok = check_envelope(path, buf, size) == DA_OK;
+    da_free(buf);
+    return ok;
+}
+
+/* step (2) of "Previous checkpoint" (io.h): rename PATH to PATH.prev if PATH is intact
+ * (a damaged one would replace the good previous checkpoint) */
+static int keep_previous(const char *path, const char *prev)
+{
+    int intact = intact_checkpoint(path);
+    if (intact <= 0)
+        return intact < 0 ? DA_ENOMEM : DA_OK;
+    if (rename(path, prev))
+        return da_set_error(DA_EIO, "%s: cannot keep the previous checkpoint as %s: %s", path,
+                            prev, strerror(errno));
+    sync_parent_dir(prev);
+    return DA_OK;
+}
+
 int da_checkpoint_save(const da_checkpoint *ck, const char *path)
 {
-    if (!ck || !path)
+    if (!ck || !path || !path[0])
         return da_set_error(DA_EINVAL, "da_checkpoint_save: NULL checkpoint or path");
     size_t payload = 0;
     for (int i = 0; i < ck->n; i++)
         payload += 4 + strlen(ck->blobs[i].name) + 8 + ck->blobs[i].size;
     size_t total = HEADER_BYTES + payload + CRC_BYTES;
-    unsigned char *buf = da_malloc(total), *p = buf + HEADER_BYTES;
+    unsigned char *buf = da_malloc(total);
     if (!buf)
         return da_set_error(DA_ENOMEM, "da_checkpoint_save: out of memory for %zu bytes", total);
+    unsigned char *p = buf + HEADER_BYTES;
     memcpy(buf, MAGIC, 8);
     put_le(buf + 8, DA_CHECKPOINT_VERSION, 4);
     put_le(buf + 12, (uint64_t)ck->n, 4);
@@ -368,8 +430,18 @@ int da_checkpoint_save(const da_checkpoint *ck, const char *path)
     }
     uLong crc = crc32_z(crc32_z(0L, Z_NULL, 0), buf, HEADER_BYTES + payload);
     put_le(p, crc, 4);
-    int rc = da_file_write_atomic(path, buf, total);
+    char *tmp = NULL, *prev = path_with(path, DA_CHECKPOINT_PREV_SUFFIX);
+    int rc = prev ? write_temp(path, buf, total, &tmp) : DA_ENOMEM;
     da_free(buf);
+    if (!rc)
+        rc = keep_previous(path, prev);
+    if (!rc) {
+        rc = install_temp(path, tmp);
+    } else if (tmp) {
+        unlink(tmp);
+        da_free(tmp);
+    }
+    da_free(prev);
     return rc;
 }
 
@@ -405,15 +477,14 @@ static int parse_blobs(da_checkpoint *ck, const char *path, const unsigned char 
     return DA_OK;
 }
 
-static int parse_checkpoint(da_checkpoint *ck, const char *path, const unsigned char *buf,
-                            size_t size)
+/* the header, the length and the CRC of a checkpoint file's bytes */
+static int check_envelope(const char *path, const unsigned char *buf, size_t size)
 {
     if (size < HEADER_BYTES + CRC_BYTES)
         return da_set_error(DA_EFORMAT, "%s: truncated checkpoint (%zu bytes)", path, size);
     if (memcmp(buf, MAGIC, 8))
         return da_set_error(DA_EFORMAT, "%s: not a diffalg checkpoint (bad magic)", path);
-    uint64_t version = get_le(buf + 8, 4), n = get_le(buf + 12, 4);
-    uint64_t payload = get_le(buf + 16, 8);
+    uint64_t version = get_le(buf + 8, 4), payload = get_le(buf + 16, 8);
     if (version != DA_CHECKPOINT_VERSION)
         return da_set_error(DA_EFORMAT, "%s: checkpoint version %lu (this build reads %d)",
                             path, (unsigned long)version, DA_CHECKPOINT_VERSION);
@@ -424,6 +495,16 @@ static int parse_checkpoint(da_checkpoint *ck, const char *path, const unsigned 
     uLong crc = crc32_z(crc32_z(0L, Z_NULL, 0), buf, HEADER_BYTES + payload);
     if ((uint64_t)crc != get_le(buf + HEADER_BYTES + payload, 4))
         return da_set_error(DA_EFORMAT, "%s: checkpoint CRC mismatch (corrupted file)", path);
+    return DA_OK;
+}
+
+static int parse_checkpoint(da_checkpoint *ck, const char *path, const unsigned char *buf,
+                            size_t size)
+{
+    int rc = check_envelope(path, buf, size);
+    if (rc)
+        return rc;
+    uint64_t n = get_le(buf + 12, 4), payload = get_le(buf + 16, 8);
     return parse_blobs(ck, path, buf + HEADER_BYTES, buf + HEADER_BYTES + payload, n);
 }
 
@@ -446,4 +527,41 @@ int da_checkpoint_load(const char *path, da_checkpoint **out)
     }
     *out = ck;
     return DA_OK;
+}
+
+/* the text of a recorded message after its "DA_E...: " prefix */
+static const char *without_code(const char *msg)
+{
+    const char *s = strstr(msg, ": ");
+    return s ? s + 2 : msg;
+}
+
+int da_checkpoint_load_latest(const char *path, da_checkpoint **out, char *rejected,
+                              size_t rejected_size)
+{
+    if (!path || !out)
+        return da_set_error(DA_EINVAL, "da_checkpoint_load_latest: NULL path or out");
+    if (rejected && rejected_size)
+        rejected[0] = '\0';
+    int rc = da_checkpoint_load(path, out);
+    struct stat st;
+    int missing = rc == DA_EIO && stat(path, &st) && errno == ENOENT;
+    if (rc != DA_EFORMAT && !missing)
+        return rc;
+    char why[512];
+    snprintf(why, sizeof why, "%s", da_last_error());
+    char *prev = path_with(path, DA_CHECKPOINT_PREV_SUFFIX);
+    if (!prev)
+        return DA_ENOMEM;
+    int prc = da_checkpoint_load(prev, out);
+    if (!prc && rejected && rejected_size)
+        snprintf(rejected, rejected_size, "%s", why);
+    if (prc) {
+        char prev_why[512]; /* da_last_error() is the buffer da_set_error writes */
+        snprintf(prev_why, sizeof prev_why, "%s", without_code(da_last_error()));
+        rc = da_set_error(prc == DA_ENOMEM ? DA_ENOMEM : rc, "%s; previous checkpoint: %s",
+                          without_code(why), prev_why);
+    }
+    da_free(prev);
+    return prc ? rc : DA_OK;
 }

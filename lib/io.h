@@ -20,6 +20,17 @@
  * DA_EFORMAT on any mismatch (truncation, trailing bytes, a corrupted byte), DA_EIO if
  * the file cannot be read.
  *
+ * Previous checkpoint: da_checkpoint_save keeps the file it replaces as PATH.prev, so
+ * that a checkpoint damaged after it was written (truncated, bit-flipped) does not lose
+ * the run: da_checkpoint_load_latest rejects it with a message and loads PATH.prev. The
+ * steps, crash-safe at every instant: (1) the new bytes go to PATH.tmp.XXXXXX, fsync'd;
+ * (2) if PATH holds an intact checkpoint (header, length and CRC checked), it is renamed
+ * to PATH.prev (a damaged PATH is not kept: it would replace a good PATH.prev); (3) the
+ * temporary file is renamed to PATH; the directory is fsync'd after each rename. Between
+ * (2) and (3) only PATH.prev exists, and da_checkpoint_load_latest loads it; a crash
+ * before (3) leaves at most a stray PATH.tmp.XXXXXX. So at least one complete checkpoint
+ * exists at every instant once the first save has returned.
+ *
  * Ownership: da_checkpoint_new / da_checkpoint_load allocate, da_checkpoint_free frees
  * (NULL no-op). Blobs are copies owned by the checkpoint; pointers returned by
  * da_checkpoint_get / da_checkpoint_put_alloc stay valid until the blob is replaced or
@@ -34,6 +45,7 @@
 
 #define DA_CHECKPOINT_VERSION 1
 #define DA_CHECKPOINT_MAX_NAME 255
+#define DA_CHECKPOINT_PREV_SUFFIX ".prev"
 
 /* Write size bytes to path atomically (see above). DA_EIO on failure. */
 int da_file_write_atomic(const char *path, const void *data, size_t size);
@@ -64,9 +76,18 @@ int da_checkpoint_get_long(const da_checkpoint *ck, const char *name, long *valu
 int da_checkpoint_put_rng(da_checkpoint *ck, const char *name, const da_rng *rng);
 int da_checkpoint_get_rng(const da_checkpoint *ck, const char *name, da_rng *rng);
 
-/* Serialize and write atomically. */
+/* Serialize and write atomically, keeping the checkpoint it replaces as PATH.prev (see
+ * "Previous checkpoint" above). */
 int da_checkpoint_save(const da_checkpoint *ck, const char *path);
 /* Read and validate; *out receives a new checkpoint (NULL on error). */
 int da_checkpoint_load(const char *path, da_checkpoint **out);
+/* Load the newest good checkpoint: path, or PATH.prev if path is missing or damaged
+ * (DA_EFORMAT: truncated, CRC mismatch, ...). rejected (may be NULL) receives, in at most
+ * rejected_size bytes, the error message that rejected path when PATH.prev was loaded
+ * instead, and an empty string otherwise. Other errors on path (DA_EIO for an unreadable
+ * file, DA_ENOMEM) are returned as they are. If both fail: path's code (DA_ENOMEM if
+ * that stopped the fallback) and a message naming both. */
+int da_checkpoint_load_latest(const char *path, da_checkpoint **out, char *rejected,
+                              size_t rejected_size);
 
 #endif

@@ -13,20 +13,28 @@ struct da_rng {
     gsl_rng *r;
 };
 
+/* The generator is assembled here from gsl_rng's public fields, as gsl_rng_alloc does
+ * (the struct, a zeroed state of type->size bytes, then gsl_rng_set), instead of calling
+ * gsl_rng_alloc: that one reports a failed allocation to GSL's error handler, which
+ * aborts by default (the library never aborts, DESIGN.md §2), and its malloc would escape
+ * the allocation hook of alloc.h. da_rng_free releases both blocks. */
 da_rng *da_rng_new(unsigned long seed)
 {
+    const gsl_rng_type *type = gsl_rng_mt19937;
     da_rng *rng = da_malloc(sizeof *rng);
-    if (!rng) {
+    gsl_rng *r = da_malloc(sizeof *r);
+    void *state = da_calloc(1, type->size);
+    if (!rng || !r || !state) {
+        da_free(state);
+        da_free(r);
+        da_free(rng);
         da_set_error(DA_ENOMEM, "da_rng_new: out of memory");
         return NULL;
     }
-    rng->r = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!rng->r) {
-        da_free(rng);
-        da_set_error(DA_ENOMEM, "da_rng_new: gsl_rng_alloc failed");
-        return NULL;
-    }
-    gsl_rng_set(rng->r, seed);
+    r->type = type;
+    r->state = state;
+    gsl_rng_set(r, seed);
+    rng->r = r;
     return rng;
 }
 
@@ -34,7 +42,8 @@ void da_rng_free(da_rng *rng)
 {
     if (!rng)
         return;
-    gsl_rng_free(rng->r);
+    da_free(rng->r->state);
+    da_free(rng->r);
     da_free(rng);
 }
 

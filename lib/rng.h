@@ -1,6 +1,14 @@
 /* rng.h - the one random number generator of diffalg: a GSL generator
  * (gsl_rng_mt19937), seeded explicitly (DESIGN.md §3). Every stochastic function
- * takes a da_rng *. Ownership: da_rng_new allocates, da_rng_free frees. */
+ * takes a da_rng *. Ownership: da_rng_new allocates, da_rng_free frees.
+ *
+ * GSL's error handler (abort() by default) is left as the application set it: the
+ * library never calls a GSL function in a way that reaches it. Generators are assembled
+ * from GSL's public structs with da_malloc instead of gsl_rng_alloc / gsl_qrng_alloc
+ * (whose failed allocations go to the handler), gsl_rng_uniform_int gets only checked
+ * ranges (da_rng_int), quasi-random dimensions are checked against the type's maximum
+ * (relax/smooth.c), and the special functions used (gsl_cdf_ugaussian_P/Pinv) report
+ * no errors. */
 #ifndef DA_RNG_H
 #define DA_RNG_H
 

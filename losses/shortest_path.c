@@ -265,6 +265,8 @@ static int blackbox_batch(const char *who, int batch, int H, int W, const double
 
 static int check_lambda(const char *who, double lambda)
 {
+    if (isnan(lambda))
+        return da_set_error(DA_ENAN, "%s: lambda is NaN", who);
     if (!(lambda > 0) || !isfinite(lambda))
         return da_set_error(DA_ERANGE, "%s: lambda = %g must be finite and > 0", who, lambda);
     return DA_OK;

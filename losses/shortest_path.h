@@ -5,7 +5,8 @@
  * s = (0,0) to g = (H-1,W-1) whose cost is the sum of the costs of ALL its vertices, both
  * end vertices included. A path is given by its 0/1 vertex indicator y [batch][H][W].
  * 1 <= H, W <= DA_SP_MAX_SIDE; batch >= 1. Every function validates its inputs (NULL:
- * DA_EINVAL, sizes: DA_ERANGE, NaN/Inf: DA_ENAN) and never aborts or prints.
+ * DA_EINVAL, sizes and parameters out of range, Inf included: DA_ERANGE, NaN/Inf in arrays
+ * and NaN parameters (lambda, beta, sigma, ...): DA_ENAN) and never aborts or prints.
  * Reduction: every loss is the MEAN over the batch of a per-sample SUM over the H*W cells.
  * All plain-array outputs are written (not accumulated); the caller owns every array.
  * Loops over the batch run in parallel with OpenMP; results do not depend on the thread

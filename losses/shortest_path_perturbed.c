@@ -21,6 +21,8 @@ static int check_cfg(const char *who, const da_sp_perturbed_cfg *cfg, const da_r
         return da_set_error(DA_EINVAL, "%s: NULL cfg or rng", who);
     if (cfg->noise != DA_SP_NOISE_GAUSSIAN && cfg->noise != DA_SP_NOISE_GUMBEL)
         return da_set_error(DA_EINVAL, "%s: unknown noise %d", who, (int)cfg->noise);
+    if (isnan(cfg->sigma))
+        return da_set_error(DA_ENAN, "%s: sigma is NaN", who);
     if (!(cfg->sigma > 0) || !isfinite(cfg->sigma))
         return da_set_error(DA_ERANGE, "%s: sigma = %g must be finite and > 0", who, cfg->sigma);
     if (cfg->n_samples < 1 || cfg->n_samples > 10000000)

@@ -354,6 +354,9 @@ static int check_cfg(const char *who, const da_sp_relaxed_cfg *c, int H, int W)
     int side = H > W ? H : W;
     if (!c)
         return da_set_error(DA_EINVAL, "%s: cfg is NULL", who);
+    if (isnan(c->beta) || (c->tconorm == DA_SP_TCONORM_HAMACHER && isnan(c->hamacher_p)) ||
+        (c->loop == DA_SP_LOOP_WHILE && isnan(c->epsilon)))
+        return da_set_error(DA_ENAN, "%s: beta, hamacher_p or epsilon is NaN", who);
     if (!(c->beta > 0) || !isfinite(c->beta))
         return da_set_error(DA_ERANGE, "%s: beta = %g must be finite and > 0", who, c->beta);
     if (c->n_iter < 1 || c->n_iter < side - 1 || (double)c->n_iter * H * W > DA_SP_RELAXED_MAX_WORK)

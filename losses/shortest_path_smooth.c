@@ -108,8 +108,11 @@ da_tensor *da_sp_smooth_solver_op(da_ctx *ctx, da_tensor *cost, da_sp_solver_fn 
                                   void *user, const da_smooth_cfg *cfg, da_rng *rng)
 {
     const char *who = "da_sp_smooth_solver_op";
-    if (!cost)
+    if (!cost) {
+        if (!da_last_error_code()) /* else keep the error of the op that gave NULL */
+            da_set_error(DA_EINVAL, "%s: cost tensor is NULL", who);
         return NULL;
+    }
     if (!ctx) {
         da_set_error(DA_EINVAL, "%s: NULL ctx", who);
         return NULL;
@@ -286,8 +289,11 @@ da_tensor *da_sp_smooth_solver_loss_op(da_ctx *ctx, da_tensor *cost, const doubl
                                        const da_smooth_cfg *cfg, da_rng *rng)
 {
     const char *who = "da_sp_smooth_solver_loss_op";
-    if (!cost)
+    if (!cost) {
+        if (!da_last_error_code()) /* else keep the error of the op that gave NULL */
+            da_set_error(DA_EINVAL, "%s: cost tensor is NULL", who);
         return NULL;
+    }
     if (!ctx) {
         da_set_error(DA_EINVAL, "%s: NULL ctx", who);
         return NULL;

@@ -2,6 +2,7 @@
  * networks, the sigmoids, the fused per-layer kernels (see sortnet_impl.h), the
  * forward (values and P), the vector-Jacobian product and the operator's tensor face.
  * The ranking loss lives in sortnet_loss.c. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,9 @@ void da_sortnet_free(da_sortnet *net)
 int da_sortnet_size(const da_sortnet *net) { return net ? net->n : 0; }
 int da_sortnet_layers(const da_sortnet *net) { return net ? net->n_layers : 0; }
 
-/* ---- sigmoids: alpha = f(v), v = x[b] - x[a], with f'(v) and f''(v) ---- */
+/* ---- sigmoids: alpha = f(v), v = x[b] - x[a], with f'(v) and f''(v) ----
+ * Each second derivative is d1 times bounded factors times s (in that order), so that for a
+ * large steepness (s^2 overflowing) a vanishing factor gives 0, not Inf * 0. */
 
 static double logistic(double t) { return 1.0 / (1.0 + exp(-t)); }
 
@@ -131,13 +134,17 @@ static double sign_of(double v) { return (v > 0) - (v < 0); }
 
 static double sigmoid_eval(const da_sortnet *net, double v, double *d1, double *d2)
 {
-    double s = net->steepness, t = s * v, al;
+    /* b - a and s v may overflow (steepness 1e12 on inputs of 1e300): clamped to +-DBL_MAX,
+     * where every sigmoid below is saturated and its derivatives are 0 (Inf would give
+     * Inf / Inf = NaN) */
+    v = fmin(fmax(v, -DBL_MAX), DBL_MAX);
+    double s = net->steepness, t = fmin(fmax(s * v, -DBL_MAX), DBL_MAX), al;
     switch (net->sigmoid) {
     case DA_SIGMOID_LOGISTIC: {
         al = logistic(t);
         double g = al * (1 - al);
         *d1 = s * g;
-        *d2 = s * s * g * (1 - 2 * al);
+        *d2 = *d1 * (1 - 2 * al) * s;
         return al;
     }
     case DA_SIGMOID_LOGISTIC_PHI: {
@@ -154,7 +161,7 @@ static double sigmoid_eval(const da_sortnet *net, double v, double *d1, double *
         return al;
     }
     case DA_SIGMOID_GAUSSIAN: {
-        double sigma = 1.0 / s, z = v / sigma;
+        double z = t; /* v / sigma with sigma = 1 / s */
         al = 0.5 + 0.5 * erf(z / M_SQRT2);
         *d1 = s / sqrt(2 * M_PI) * exp(-0.5 * z * z);
         *d2 = -*d1 * z * s;
@@ -163,15 +170,15 @@ static double sigmoid_eval(const da_sortnet *net, double v, double *d1, double *
     case DA_SIGMOID_RECIPROCAL: {
         double q = 2 + fabs(t);
         al = 0.5 * (t / q + 1);
-        *d1 = s / (q * q);
-        *d2 = -2 * s * s * sign_of(t) / (q * q * q);
+        *d1 = s / q / q;
+        *d2 = -2 * sign_of(t) * (*d1 / q) * s;
         return al;
     }
     case DA_SIGMOID_CAUCHY: {
         double q = 1 + t * t;
         al = 1 / M_PI * atan(t) + .5;
         *d1 = s / (M_PI * q);
-        *d2 = -2 * s * s * t / (M_PI * q * q);
+        *d2 = -2 * (*d1 * (t / q)) * s;
         return al;
     }
     case DA_SIGMOID_OPTIMAL:
@@ -179,7 +186,7 @@ static double sigmoid_eval(const da_sortnet *net, double v, double *d1, double *
         double side = (t > 0.25) - (t < -0.25), r = fabs(t) + OPTIMAL_EPS;
         al = fmin(fmax(t, -0.25), 0.25) + .5 + side * (0.25 - 1.0 / 16 / r);
         *d1 = side != 0 ? s / 16 / (r * r) : s;
-        *d2 = side != 0 ? -2 * s * s * side / 16 / (r * r * r) : 0;
+        *d2 = side != 0 ? -2 * side * (*d1 / r) * s : 0;
         return al;
     }
     }

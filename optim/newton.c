@@ -27,7 +27,10 @@ static int solve_regularised(int m, const double *A, double lambda, double *X, i
     *fell_back = 1;
     double *e = work + (size_t)m * m, *T = e + m;
     memcpy(work, A, (size_t)m * m * sizeof *work);
-    if (LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', m, work, m, e) != 0)
+    lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', m, work, m, e);
+    if (info == LAPACK_WORK_MEMORY_ERROR)
+        return da_set_error(DA_ENOMEM, "newton: out of memory for dsyevd's workspace");
+    if (info != 0)
         return da_set_error(DA_ENUMERIC, "newton: eigen-decomposition failed");
     double floor_ = fmax(lambda, 1e-12);
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, nrhs, m, 1.0, work, m, X, m, 0.0,

@@ -137,18 +137,23 @@ static double clamp_open(double u)
     return fmin(fmax(u, 1e-16), 1.0 - 1e-16);
 }
 
+/* The generator is assembled from gsl_qrng's public fields, as gsl_qrng_alloc does,
+ * with its state from da_malloc: gsl_qrng_alloc reports a failed allocation (and a
+ * dimension above the type's maximum, excluded by make_plan) to GSL's error handler,
+ * which aborts by default; the library never aborts (DESIGN.md §2). */
 static int qrng_uniforms(const plan *p, int n, da_rng *rng, double *U)
 {
-    gsl_qrng *q = gsl_qrng_alloc(p->sampling == DA_SAMPLE_SOBOL ? gsl_qrng_sobol
-                                                                : gsl_qrng_halton,
-                                 (unsigned)n);
+    const gsl_qrng_type *type = p->sampling == DA_SAMPLE_SOBOL ? gsl_qrng_sobol
+                                                               : gsl_qrng_halton;
+    gsl_qrng qr = {type, (unsigned)n, type->state_size((unsigned)n), NULL}, *q = &qr;
+    qr.state = da_malloc(qr.state_size);
     double *shift = da_malloc((size_t)n * sizeof *shift);
-    if (!q || !shift) {
-        if (q)
-            gsl_qrng_free(q);
+    if (!qr.state || !shift) {
+        da_free(qr.state);
         da_free(shift);
         return da_set_error(DA_ENOMEM, "smooth: out of memory for quasi-random points");
     }
+    gsl_qrng_init(q);
     for (int d = 0; d < n; d++)
         shift[d] = da_rng_uniform(rng);
     for (int k = 0; k < p->s_base; k++) {
@@ -158,7 +163,7 @@ static int qrng_uniforms(const plan *p, int n, da_rng *rng, double *U)
             U[(size_t)k * n + d] = u - floor(u);
         }
     }
-    gsl_qrng_free(q);
+    da_free(qr.state);
     da_free(shift);
     return DA_OK;
 }
@@ -206,6 +211,8 @@ static int make_uniforms(const plan *p, int n, da_rng *rng, double *U)
         for (size_t i = 0; i < base; i++)
             U[i] = da_rng_uniform_pos(rng);
     }
+    if (rc)
+        return rc;
     for (size_t i = 0; i < base; i++)
         U[i] = clamp_open(U[i]);
     if (p->group == 2)
@@ -237,6 +244,8 @@ static int check_scale(const da_smooth_cfg *cfg, int n, work *w)
         if (info == 0)
             info = LAPACKE_dgetri(LAPACK_ROW_MAJOR, n, w->Linv, n, ipiv);
         da_free(ipiv);
+        if (info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR)
+            return da_set_error(DA_ENOMEM, "smooth: out of memory in LAPACKE (inverting L)");
         if (info != 0)
             return da_set_error(DA_ENUMERIC, "smooth: the scale matrix L is singular");
         return DA_OK;

@@ -265,6 +265,14 @@ START_TEST(topk_and_metrics)
 END_TEST
 
 /* ---------------------------------------------------------------- shortest paths */
+/* a black-box solver for the smoothing ops: picks the first entry */
+static int sp_first(void *user, int n, const double *cost, double *y)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = i == 0;
+    return DA_OK;
+}
+
 START_TEST(shortest_paths)
 {
     enum { H = 3, W = 3, C = B * H * W };
@@ -286,14 +294,18 @@ START_TEST(shortest_paths)
     FAILS(DA_ENAN, da_sp_dijkstra(B, H, W, nan_cost, path, NULL));
     FAILS(DA_ERANGE, da_sp_dijkstra(B, H, W, neg, path, NULL));
     FAILS(DA_ERANGE, da_sp_blackbox_grad(B, H, W, cost, target, 0, grad));
-    /* shortest_path.h: parameters "finite and > 0", NaN included, are DA_ERANGE */
-    FAILS(DA_ERANGE, da_sp_blackbox_grad(B, H, W, cost, target, NAN, grad));
+    /* NaN parameters (lambda, beta, sigma, ...) are DA_ENAN, Inf ones DA_ERANGE */
+    FAILS(DA_ENAN, da_sp_blackbox_grad(B, H, W, cost, target, NAN, grad));
+    FAILS(DA_ERANGE, da_sp_blackbox_grad(B, H, W, cost, target, INFINITY, grad));
     FAILS(DA_ENAN, da_sp_blackbox_grad(B, H, W, cost, nan_cost, 1, grad));
     FAILS(DA_EINVAL, da_sp_blackbox_grad(B, H, W, cost, NULL, 1, grad));
     FAILS(DA_EINVAL, da_sp_hamming_loss(B, H, W, NULL, target, &loss, NULL));
     FAILS(DA_ENAN, da_sp_hamming_loss(B, H, W, nan_cost, target, &loss, NULL));
     da_sp_blackbox_cfg bb = {0};
     FAILS(DA_ERANGE, da_sp_blackbox_loss(&bb, B, H, W, cost, target, &loss, grad));
+    bb.lambda = NAN;
+    FAILS(DA_ENAN, da_sp_blackbox_loss(&bb, B, H, W, cost, target, &loss, grad));
+    FAILS(DA_ENAN, da_sp_blackbox_normalized_loss(&bb, B, H, W, cost, target, &loss, grad));
     FAILS(DA_EINVAL, da_sp_blackbox_loss(NULL, B, H, W, cost, target, &loss, grad));
     da_sp_relaxed_cfg rc = da_sp_relaxed_default(H, W), bad = rc;
     FAILS(DA_EINVAL, da_sp_relaxed_path(NULL, B, H, W, cost, path, NULL, NULL));
@@ -303,7 +315,18 @@ START_TEST(shortest_paths)
     FAILS(DA_ERANGE, da_sp_relaxed_path(&bad, B, H, W, cost, path, NULL, NULL));
     bad = rc;
     bad.beta = NAN;
+    FAILS(DA_ENAN, da_sp_relaxed_loss(&bad, B, H, W, cost, target, &loss, grad));
+    FAILS(DA_ENAN, da_sp_relaxed_path(&bad, B, H, W, cost, path, NULL, NULL));
+    bad.beta = INFINITY;
     FAILS(DA_ERANGE, da_sp_relaxed_loss(&bad, B, H, W, cost, target, &loss, grad));
+    bad = rc;
+    bad.tconorm = DA_SP_TCONORM_HAMACHER;
+    bad.hamacher_p = NAN;
+    FAILS(DA_ENAN, da_sp_relaxed_loss(&bad, B, H, W, cost, target, &loss, grad));
+    bad = rc;
+    bad.loop = DA_SP_LOOP_WHILE;
+    bad.epsilon = NAN;
+    FAILS(DA_ENAN, da_sp_relaxed_loss(&bad, B, H, W, cost, target, &loss, grad));
     bad = rc;
     bad.n_iter = 1;
     FAILS(DA_ERANGE, da_sp_relaxed_loss(&bad, B, H, W, cost, target, &loss, grad));
@@ -321,6 +344,11 @@ START_TEST(shortest_paths)
     FAILS(DA_ENAN, da_sp_fy_loss(&pc, rng, B, H, W, nan_cost, target, &loss, grad));
     pbad.sigma = 0;
     FAILS(DA_ERANGE, da_sp_fy_loss(&pbad, rng, B, H, W, cost, target, &loss, grad));
+    pbad.sigma = NAN;
+    FAILS(DA_ENAN, da_sp_fy_loss(&pbad, rng, B, H, W, cost, target, &loss, grad));
+    FAILS(DA_ENAN, da_sp_perturbed(&pbad, rng, B, H, W, cost, path, NULL, NULL));
+    pbad.sigma = INFINITY;
+    FAILS(DA_ERANGE, da_sp_fy_loss(&pbad, rng, B, H, W, cost, target, &loss, grad));
     pbad = pc;
     pbad.n_samples = 0;
     FAILS(DA_ERANGE, da_sp_fy_loss(&pbad, rng, B, H, W, cost, target, &loss, grad));
@@ -334,6 +362,29 @@ START_TEST(shortest_paths)
     FAILS(DA_ENAN, da_sp_smooth_path(&sc, rng, B, H, W, nan_cost, path, NULL, NULL));
     FAILS(DA_EINVAL, da_sp_smooth_loss(NULL, rng, B, H, W, cost, target, &loss, grad, NULL));
     FAILS(DA_ENAN, da_sp_smooth_loss(&sc, rng, B, H, W, cost, nan_cost, &loss, grad, NULL));
+    /* the tensor faces: NULL cost (with no earlier error) is DA_EINVAL with a message, NaN
+     * parameters DA_ENAN */
+    da_ctx *c = da_ctx_new();
+    int s3[3] = {B, H, W}, s2[2] = {B, H * W};
+    da_tensor *ct = da_ctx_tensor_from(c, DA_F64, 3, s3, cost);
+    da_tensor *ct2 = da_ctx_tensor_from(c, DA_F64, 2, s2, cost);
+    ck_assert(c && ct && ct2);
+    FAILS_NULL(DA_EINVAL, da_sp_smooth_solver_op(c, NULL, sp_first, NULL, &sc, rng));
+    FAILS_NULL(DA_EINVAL, da_sp_smooth_solver_loss_op(c, NULL, target, sp_first, NULL, &sc, rng));
+    FAILS_NULL(DA_EINVAL, da_sp_smooth_loss_op(c, NULL, target, &sc, rng));
+    FAILS_NULL(DA_EINVAL, da_sp_smooth_path_op(c, NULL, &sc, rng));
+    FAILS_NULL(DA_EINVAL, da_sp_smooth_solver_op(NULL, ct2, sp_first, NULL, &sc, rng));
+    FAILS_NULL(DA_EINVAL, da_sp_smooth_loss_op(c, ct, NULL, &sc, rng));
+    FAILS_NULL(DA_ENAN, da_sp_blackbox_path(c, ct, NAN));
+    FAILS_NULL(DA_ENAN, da_sp_blackbox(c, ct, target, &bb));
+    bad = rc;
+    bad.beta = NAN;
+    FAILS_NULL(DA_ENAN, da_sp_relaxed(c, ct, target, &bad));
+    FAILS_NULL(DA_ENAN, da_sp_relaxed_path_op(c, ct, &bad));
+    pbad = pc;
+    pbad.sigma = NAN;
+    FAILS_NULL(DA_ENAN, da_sp_fy(c, ct, target, &pbad, rng));
+    da_ctx_free(c);
     da_sp_metrics m = {SENTINEL, SENTINEL, SENTINEL};
     FAILS(DA_EINVAL, da_sp_metrics_eval(B, H, W, NULL, target, cost, &m));
     FAILS(DA_ENAN, da_sp_metrics_eval(B, H, W, target, target, nan_cost, &m));

@@ -1,5 +1,6 @@
 /* test_io.c - atomic writes and checkpoints: bit-exact round trip, every corrupted
- * byte and every truncation rejected with DA_EFORMAT, no temporary files left. */
+ * byte and every truncation rejected with DA_EFORMAT, the fallback to the previous
+ * checkpoint, no temporary files left. */
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -120,10 +121,9 @@ static int save_model(const model *m, long step, const char *path)
     return rc;
 }
 
-static void load_model(model *m, long *step, const char *path)
+/* restore m and *step from ck, then free ck */
+static void restore_model(model *m, long *step, da_checkpoint *ck)
 {
-    da_checkpoint *ck;
-    ck_assert_int_eq(da_checkpoint_load(path, &ck), DA_OK);
     ck_assert_int_eq(da_checkpoint_count(ck), 5);
     ck_assert_str_eq(da_checkpoint_name(ck, 2), "optim");
     size_t n;
@@ -135,6 +135,22 @@ static void load_model(model *m, long *step, const char *path)
     ck_assert_int_eq(da_checkpoint_get_rng(ck, "rng", m->rng), DA_OK);
     ck_assert_int_eq(da_checkpoint_get_long(ck, "step", step), DA_OK);
     da_checkpoint_free(ck);
+}
+
+static void load_model(model *m, long *step, const char *path)
+{
+    da_checkpoint *ck;
+    ck_assert_int_eq(da_checkpoint_load(path, &ck), DA_OK);
+    restore_model(m, step, ck);
+}
+
+/* da_checkpoint_load_latest of path into m; why receives the rejection message */
+static void load_model_latest(model *m, long *step, const char *path, char *why, size_t n)
+{
+    da_checkpoint *ck;
+    int rc = da_checkpoint_load_latest(path, &ck, why, n);
+    ck_assert_msg(rc == DA_OK, "load_latest: %s", da_last_error());
+    restore_model(m, step, ck);
 }
 
 /* run 5 steps, checkpoint, 5 more; a resumed model from another seed matches bit for bit */
@@ -154,11 +170,80 @@ START_TEST(test_checkpoint_resume_bit_exact)
     ck_assert_int_eq(memcmp(a.b->data, b.b->data, (size_t)a.b->size * sizeof(double)), 0);
     ck_assert_int_eq(da_optim_steps(b.opt), 10);
     ck_assert_double_eq(da_rng_uniform(a.rng), da_rng_uniform(b.rng));
-    /* overwrite in place: still one file, no temporary left */
+    /* overwrite in place: the new file and the one it replaced, no temporary left */
     ck_assert_int_eq(save_model(&b, 10, path_of("ck")), DA_OK);
-    ck_assert_int_eq(dir_entries("ck"), 1);
+    ck_assert_int_eq(dir_entries(NULL), 2);
+    struct stat st;
+    ck_assert_int_eq(stat(path_of("ck" DA_CHECKPOINT_PREV_SUFFIX), &st), 0);
     load_model(&a, &step, path_of("ck"));
     ck_assert_int_eq(step, 10);
+    free_model(&a);
+    free_model(&b);
+    remove_dir();
+}
+END_TEST
+
+/* the newest checkpoint truncated, bit-flipped or missing: da_checkpoint_load_latest
+ * rejects it with a message naming why and restores the previous state (ck.prev, kept by
+ * da_checkpoint_save); a damaged newest file never replaces a good ck.prev */
+START_TEST(test_checkpoint_fallback)
+{
+    make_dir();
+    model a = make_model(1), b = make_model(99);
+    const char *ck = path_of("ck");
+    float w3[12];
+    char why[512];
+    long step;
+    train_steps(&a, 3);
+    ck_assert_int_eq(save_model(&a, 3, ck), DA_OK);
+    ck_assert_int_eq(dir_entries("ck"), 1); /* nothing to keep on the first save */
+    memcpy(w3, a.w->data, sizeof w3);
+    train_steps(&a, 2);
+    ck_assert_int_eq(save_model(&a, 5, ck), DA_OK);
+    load_model_latest(&b, &step, ck, why, sizeof why);
+    ck_assert_int_eq(step, 5);
+    ck_assert_str_eq(why, "");
+    void *raw;
+    size_t size;
+    ck_assert_int_eq(da_file_read(ck, &raw, &size), DA_OK);
+    unsigned char *buf = raw;
+    /* truncated newest */
+    write_raw(ck, buf, size - 7);
+    load_model_latest(&b, &step, ck, why, sizeof why);
+    ck_assert_int_eq(step, 3);
+    ck_assert_int_eq(memcmp(b.w->data, w3, sizeof w3), 0);
+    ck_assert_msg(strstr(why, "DA_EFORMAT") && strstr(why, ck) && strstr(why, "truncated"),
+                  "rejection message: '%s'", why);
+    /* one flipped bit in the newest */
+    buf[size / 2] ^= 0x04;
+    write_raw(ck, buf, size);
+    load_model_latest(&b, &step, ck, why, sizeof why);
+    ck_assert_int_eq(step, 3);
+    ck_assert_msg(strstr(why, "CRC"), "rejection message: '%s'", why);
+    /* saving over the damaged newest keeps the good ck.prev (step 3) */
+    ck_assert_int_eq(save_model(&a, 5, ck), DA_OK);
+    write_raw(ck, buf, size);
+    load_model_latest(&b, &step, ck, why, sizeof why);
+    ck_assert_int_eq(step, 3);
+    /* newest missing (a kill between the two renames of a save) */
+    ck_assert_int_eq(remove(ck), 0);
+    load_model_latest(&b, &step, ck, why, sizeof why);
+    ck_assert_int_eq(step, 3);
+    ck_assert_msg(strstr(why, "cannot open"), "rejection message: '%s'", why);
+    /* both damaged: DA_EFORMAT naming both; neither present: DA_EIO */
+    write_raw(ck, buf, size);
+    write_raw(path_of("ck" DA_CHECKPOINT_PREV_SUFFIX), buf, size - 1);
+    da_checkpoint *c = (da_checkpoint *)1;
+    ck_assert_int_eq(da_checkpoint_load_latest(ck, &c, why, sizeof why), DA_EFORMAT);
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(why, "");
+    ck_assert_msg(strstr(da_last_error(), "CRC") && strstr(da_last_error(), "previous") &&
+                      strstr(da_last_error(), "truncated"),
+                  "message: '%s'", da_last_error());
+    ck_assert_int_eq(da_checkpoint_load_latest(path_of("none"), &c, NULL, 0), DA_EIO);
+    ck_assert_int_eq(da_checkpoint_load_latest(NULL, &c, NULL, 0), DA_EINVAL);
+    ck_assert_int_eq(da_checkpoint_load_latest(ck, NULL, NULL, 0), DA_EINVAL);
+    free(raw);
     free_model(&a);
     free_model(&b);
     remove_dir();
@@ -319,6 +404,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_checkpoint_resume_bit_exact);
     tcase_add_test(tc, test_checkpoint_every_corruption);
+    tcase_add_test(tc, test_checkpoint_fallback);
     tcase_add_test(tc, test_tensor_blob_mismatch);
     tcase_add_test(tc, test_atomic_write_failures);
     suite_add_tcase(s, tc);
