@@ -1,7 +1,9 @@
 /* logic.c - differentiable logic gate networks (difflogic, Petersen et al. NeurIPS 2022)
  * on MONK-1/2/3, MNIST (the 10,000 digits of data/, a seeded 8,000 / 2,000 split) and
  * Fashion-MNIST (60,000 train / 10,000 test): binarized inputs, n_layers x width logic
- * layers, GroupSum(classes, tau), softmax cross-entropy, Adam (difflogic's setup).
+ * layers, GroupSum(classes, tau), softmax cross-entropy, Adam (difflogic's setup);
+ * on the images optionally convolutional stages first (--arch conv:..., logic tree
+ * convolutions and OR pooling of the NeurIPS 2024 paper) and shift augmentation.
  *
  * Output: progress on stderr; JSON lines (first the configuration and the data split,
  * then per evaluation: epoch, seconds, train_loss, test_acc_soft (training-mode
@@ -9,6 +11,7 @@
  * with the training throughput and the compiled (bit-parallel) evaluator on stdout.
  * --checkpoint writes the state after every epoch atomically; --resume continues a
  * killed run bit-exactly; --save writes the trained network (lib/logicnet.h format). */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,23 +28,25 @@ static const char *const conn_names[] = {"random", "unique"};
 
 typedef struct {
     int dataset, layers, width, thresholds, epochs, batch, threads, resume, connections;
-    int residual_init, eval_every;
+    int residual_init, eval_every, shift;
     double tau, lr, grad_factor;
     unsigned long seed, split_seed;
     const char *out, *data_dir, *checkpoint, *save, *arch, *export_c, *export_v, *load;
+    int n_conv;
+    da_logic_conv_spec conv[DA_LOGICNET_MAX_CONV];
 } config;
 
 /* per-dataset defaults (0 / NULL in config = take these) */
 static const struct {
     const char *arch;
-    double tau, lr;
-    int epochs, batch, thresholds;
+    double tau, lr, grad_factor;
+    int epochs, batch, thresholds, shift;
 } defaults[] = {
-    [DS_MONK1] = {"dense:L=4,W=128", 2, 0.01, 600, 32, 1},
-    [DS_MONK2] = {"dense:L=4,W=128", 2, 0.01, 600, 32, 1},
-    [DS_MONK3] = {"dense:L=4,W=128", 2, 0.01, 600, 32, 1},
-    [DS_MNIST] = {"dense:L=6,W=8000", 10, 0.01, 30, 100, 1},
-    [DS_FASHION] = {"dense:L=6,W=8000", 10, 0.01, 6, 100, 1},
+    [DS_MONK1] = {"dense:L=4,W=128", 2, 0.01, 1, 600, 32, 1, 0},
+    [DS_MONK2] = {"dense:L=4,W=128", 2, 0.01, 1, 600, 32, 1, 0},
+    [DS_MONK3] = {"dense:L=4,W=128", 2, 0.01, 1, 600, 32, 1, 0},
+    [DS_MNIST] = {"dense:L=6,W=8000", 10, 0.03, 2, 30, 100, 3, 1},
+    [DS_FASHION] = {"dense:L=6,W=8000", 10, 0.03, 2, 6, 100, 3, 0},
 };
 
 static void usage(FILE *f)
@@ -49,7 +54,8 @@ static void usage(FILE *f)
     fputs("usage: logic --dataset monk1|monk2|monk3|mnist|fashion [--arch dense:L=6,W=8000]\n"
           "             [--tau T] [--epochs E] [--batch B] [--lr LR] [--seed S]\n"
           "             [--split-seed S] [--thresholds N] [--connections random|unique]\n"
-          "             [--grad-factor F] [--residual-init] [--eval-every E] [--out FILE.jsonl]\n"
+          "             [--grad-factor F] [--residual-init] [--shift S] [--eval-every E]\n"
+          "             [--out FILE.jsonl]\n"
           "             [--checkpoint FILE [--resume]] [--save NET] [--threads T]\n"
           "             [--export-c FILE.c] [--export-verilog FILE.v] [--load NET]\n"
           "             [--data DIR] [--help]\n"
@@ -60,16 +66,27 @@ static void usage(FILE *f)
           "                digits of DIR (default $DA_DATA_DIR or data/), 8,000 train / 2,000\n"
           "                test by --split-seed; fashion: Fashion-MNIST 60,000 / 10,000\n"
           "  --arch        dense:L=<layers>,W=<neurons per layer> (defaults: monk\n"
-          "                dense:L=4,W=128; mnist, fashion dense:L=6,W=8000)\n"
+          "                dense:L=4,W=128; mnist, fashion dense:L=6,W=8000), or for mnist\n"
+          "                and fashion conv:<stage>-<stage>-...,L=<layers>,W=<neurons>:\n"
+          "                stages on the image (one channel per threshold), then dense\n"
+          "                layers; a stage is tree<K>[x<size>][d<depth>][s<stride>][p<pad>]\n"
+          "                (logic tree convolution, K kernels, defaults size 3, depth 3,\n"
+          "                stride 1, pad (size-1)/2) or or[<size>] (OR pooling, window =\n"
+          "                stride = size, default 2); e.g. conv:tree16-or-tree32-or,L=2,W=4000\n"
           "  --tau         GroupSum temperature (default 2 monk, 10 mnist/fashion)\n"
           "  --epochs      passes over the training set (default 600 monk, 30 mnist,\n"
           "                6 fashion)\n"
           "  --batch       minibatch size (default 32 monk, 100 otherwise)\n"
-          "  --lr          Adam learning rate (default 0.01)\n"
-          "  --thresholds  input bits per feature: x > (t+1)/(N+1), t < N (default 1)\n"
+          "  --lr          Adam learning rate (default 0.01 monk, 0.03 mnist, fashion)\n"
+          "  --thresholds  input bits per feature: x > (t+1)/(N+1), t < N (default 1;\n"
+          "                mnist, fashion 3)\n"
           "  --connections random (default) or unique\n"
-          "  --grad-factor gradient scale at every layer input (default 1)\n"
+          "  --grad-factor gradient scale at every layer input (default 1 monk, 2 mnist,\n"
+          "                fashion)\n"
           "  --residual-init  gate 'a' logit 5, others 0 (default: N(0,1) logits)\n"
+          "  --shift       augment: move every training image by a random (dy, dx) in\n"
+          "                [-S, S]^2 pixels each time it is drawn (default 1 mnist,\n"
+          "                0 otherwise)\n"
           "  --eval-every  evaluate every E epochs and at the end (default: monk 100, else 1)\n"
           "  --seed        connections, initialization, batch order (default 1)\n"
           "  --split-seed  the data split (default 0)\n"
@@ -84,20 +101,74 @@ static void usage(FILE *f)
           "  --threads     OpenMP threads (default: OMP_NUM_THREADS or all)\n", f);
 }
 
+/* a number after *p (advanced), in [0, 100000] */
+static int arch_number(const config *c, const char **p)
+{
+    char *end;
+    long v = strtol(*p, &end, 10);
+    if (end == *p || !isdigit((unsigned char)**p) || v > 100000)
+        ex_die(2, "--arch '%s': expected a number at '%s'", c->arch, *p);
+    *p = end;
+    return (int)v;
+}
+
+/* the stages of conv:<stage>-...; returns the rest (",L=..,W=..") */
+static const char *parse_stages(config *c, const char *p)
+{
+    for (c->n_conv = 0;; p++) {
+        if (c->n_conv == DA_LOGICNET_MAX_CONV)
+            ex_die(2, "--arch '%s': at most %d stages", c->arch, DA_LOGICNET_MAX_CONV);
+        da_logic_conv_spec *sp = &c->conv[c->n_conv++];
+        *sp = (da_logic_conv_spec){.kind = DA_LOGIC_CONV_TREE, .depth = 3, .size = 3,
+                                   .stride = 1, .pad = -1};
+        if (!strncmp(p, "tree", 4)) {
+            p += 4;
+            sp->out_c = arch_number(c, &p);
+            for (char key; (key = *p) && strchr("xdsp", key);) {
+                p++;
+                int v = arch_number(c, &p);
+                *(key == 'x' ? &sp->size : key == 'd' ? &sp->depth : key == 's' ? &sp->stride
+                                                                             : &sp->pad) = v;
+            }
+            if (sp->pad < 0)
+                sp->pad = (sp->size - 1) / 2;
+        } else if (!strncmp(p, "or", 2)) {
+            p += 2;
+            sp->kind = DA_LOGIC_CONV_OR_POOL;
+            sp->size = sp->stride = isdigit((unsigned char)*p) ? arch_number(c, &p) : 2;
+            sp->pad = 0;
+        } else {
+            ex_die(2, "--arch '%s': expected a stage tree<K>... or or<size> at '%s'", c->arch, p);
+        }
+        if (*p != '-')
+            return p;
+    }
+}
+
 static void parse_arch(config *c)
 {
     int L, W, used = 0;
-    if (sscanf(c->arch, "dense:L=%d,W=%d%n", &L, &W, &used) != 2 || c->arch[used] ||
+    const char *rest = c->arch;
+    if (!strncmp(c->arch, "conv:", 5)) {
+        if (c->dataset <= DS_MONK3)
+            ex_die(2, "--arch conv:... needs an image data set (mnist or fashion)");
+        rest = parse_stages(c, c->arch + 5);
+        if (sscanf(rest, ",L=%d,W=%d%n", &L, &W, &used) != 2)
+            used = 0;
+    } else if (sscanf(c->arch, "dense:L=%d,W=%d%n", &L, &W, &used) != 2) {
+        used = 0;
+    }
+    if (!used || rest[used] ||
         L < 1 || L > DA_LOGICNET_MAX_LAYERS || W < 1 || W > DA_LOGICNET_MAX_WIDTH)
-        ex_die(2, "--arch '%s': expected dense:L=<1..%d>,W=<neurons>", c->arch,
-               DA_LOGICNET_MAX_LAYERS);
+        ex_die(2, "--arch '%s': expected dense:L=<1..%d>,W=<neurons> or conv:<stages>,L=..,W=.."
+               " (see --help)", c->arch, DA_LOGICNET_MAX_LAYERS);
     c->layers = L;
     c->width = W;
 }
 
 static config parse_args(int argc, char **argv)
 {
-    config c = {.dataset = -1, .grad_factor = 1, .seed = 1};
+    config c = {.dataset = -1, .seed = 1, .shift = -1};
     static const struct option opts[] = {
         {"dataset", required_argument, 0, 'D'},    {"arch", required_argument, 0, 'a'},
         {"tau", required_argument, 0, 'T'},        {"epochs", required_argument, 0, 'e'},
@@ -106,6 +177,7 @@ static config parse_args(int argc, char **argv)
         {"thresholds", required_argument, 0, 'n'}, {"connections", required_argument, 0, 'C'},
         {"grad-factor", required_argument, 0, 'g'}, {"residual-init", no_argument, 0, 'R'},
         {"eval-every", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'},
+        {"shift", required_argument, 0, 'H'},
         {"checkpoint", required_argument, 0, 'c'}, {"resume", no_argument, 0, 'r'},
         {"save", required_argument, 0, 'w'},       {"threads", required_argument, 0, 't'},
         {"data", required_argument, 0, 'd'},       {"help", no_argument, 0, 'h'},
@@ -132,6 +204,7 @@ static config parse_args(int argc, char **argv)
         case 'g': c.grad_factor = ex_parse_double("grad-factor", optarg, 1e-6, 1e6); break;
         case 'R': c.residual_init = 1; break;
         case 'E': c.eval_every = (int)ex_parse_long("eval-every", optarg, 1, 1000000); break;
+        case 'H': c.shift = (int)ex_parse_long("shift", optarg, 0, 8); break;
         case 'o': c.out = optarg; break;
         case 'c': c.checkpoint = optarg; break;
         case 'r': c.resume = 1; break;
@@ -160,6 +233,12 @@ static config parse_args(int argc, char **argv)
         c.tau = defaults[c.dataset].tau;
     if (!c.lr)
         c.lr = defaults[c.dataset].lr;
+    if (!c.grad_factor)
+        c.grad_factor = defaults[c.dataset].grad_factor;
+    if (c.shift < 0)
+        c.shift = defaults[c.dataset].shift;
+    if (c.shift && c.dataset <= DS_MONK3)
+        ex_die(2, "--shift moves images: mnist or fashion only");
     if (!c.epochs)
         c.epochs = defaults[c.dataset].epochs;
     if (c.load)
@@ -183,7 +262,7 @@ typedef struct {
 } view;
 
 typedef struct {
-    int n_inputs, n_classes;
+    int n_inputs, n_classes, image_h, image_w; /* image_h = 0: not images (MONK) */
     view train, test;
     da_monk *monk;
     da_dataset *ds[2];
@@ -242,6 +321,8 @@ static void load_data(const config *c, data *d)
                  d->train.n, d->test.n);
     }
     d->n_inputs = d->ds[0]->rows * d->ds[0]->cols;
+    d->image_h = d->ds[0]->rows;
+    d->image_w = d->ds[0]->cols;
     d->n_classes = 10;
 }
 
@@ -271,12 +352,30 @@ static void gather(const view *v, int n_inputs, const int *idx, int count, float
 
 typedef struct {
     float *x;       /* [batch][n_inputs] */
+    float *shifted; /* [n_inputs] scratch of --shift */
     int *y;         /* [batch] */
     double *bits;   /* [batch][n_bits] */
     double *logits; /* [batch][k] */
     double *glogits;
     int *pred;
 } buffers;
+
+/* data augmentation: every image of x [count][h][w] moved by a random (dy, dx) in
+ * [-s, s]^2, zero fill; tmp [h][w] scratch */
+static void shift_images(const data *d, int s, int count, float *x, float *tmp, da_rng *rng)
+{
+    int h = d->image_h, w = d->image_w;
+    for (int i = 0; i < count; i++) {
+        float *im = x + (size_t)i * h * w;
+        int dy = (int)da_rng_int(rng, 2UL * s + 1) - s, dx = (int)da_rng_int(rng, 2UL * s + 1) - s;
+        for (int y = 0; y < h; y++)
+            for (int z = 0; z < w; z++) {
+                int sy = y - dy, sz = z - dx;
+                tmp[y * w + z] = sy >= 0 && sy < h && sz >= 0 && sz < w ? im[sy * w + sz] : 0;
+            }
+        memcpy(im, tmp, (size_t)h * w * sizeof *im);
+    }
+}
 
 static double train_epoch(const config *c, const data *d, da_logicnet *net, da_optim *opt,
                           buffers *B, int *order, da_rng *rng, ex_progress *bar, long *step,
@@ -291,6 +390,8 @@ static double train_epoch(const config *c, const data *d, da_logicnet *net, da_o
         int count = d->train.n - off < c->batch ? d->train.n - off : c->batch;
         double loss;
         gather(&d->train, d->n_inputs, order + off, count, B->x, B->y);
+        if (c->shift > 0)
+            shift_images(d, c->shift, count, B->x, B->shifted, rng);
         da_optim_zero_grad(opt);
         if (da_logicnet_binarize(net, count, B->x, B->bits) ||
             da_logicnet_forward(net, count, B->bits, 0, B->logits) ||
@@ -342,9 +443,9 @@ static void save_state(const char *path, const da_logicnet *net, const da_optim 
     char name[32];
     size_t n = da_optim_state_size(opt);
     int rc = ck ? DA_OK : DA_ENOMEM;
-    for (int l = 0; l < net->n_layers && !rc; l++) {
-        snprintf(name, sizeof name, "w%d", l);
-        rc = da_checkpoint_put_tensor(ck, name, net->w[l]);
+    for (int p = 0; p < net->n_params && !rc; p++) { /* dense nets: w0, w1, ... */
+        snprintf(name, sizeof name, "w%d", p);
+        rc = da_checkpoint_put_tensor(ck, name, net->params[p]);
     }
     void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
     if (!rc && !st)
@@ -372,9 +473,9 @@ static int load_state(const char *path, da_logicnet *net, da_optim *opt, da_rng 
     long epoch = 0;
     size_t n;
     int rc = da_checkpoint_load(path, &ck);
-    for (int l = 0; l < net->n_layers && !rc; l++) {
-        snprintf(name, sizeof name, "w%d", l);
-        rc = da_checkpoint_get_tensor(ck, name, net->w[l]);
+    for (int p = 0; p < net->n_params && !rc; p++) {
+        snprintf(name, sizeof name, "w%d", p);
+        rc = da_checkpoint_get_tensor(ck, name, net->params[p]);
     }
     const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
     if (!rc && !st)
@@ -396,6 +497,31 @@ static int load_state(const char *path, da_logicnet *net, da_optim *opt, da_rng 
     return (int)epoch;
 }
 
+/* gate evaluations per sample: tree gates at every position, dense neurons */
+static long gates_per_sample(const da_logicnet *net)
+{
+    long n = (long)net->n_layers * net->width;
+    for (int s = 0; s < net->n_conv; s++)
+        n += da_logic_conv_out_size(net->conv[s]) * net->conv[s]->n_gates;
+    return n;
+}
+
+/* the --arch string of a loaded network */
+static void describe_arch(const da_logicnet *net, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s", net->n_conv ? "conv:" : "dense:L=");
+    for (int s = 0; s < net->n_conv; s++) {
+        const da_logic_conv_spec *sp = &net->conv[s]->spec;
+        if (sp->kind == DA_LOGIC_CONV_TREE)
+            n += snprintf(buf + n, size - n, "%stree%dx%dd%ds%dp%d", s ? "-" : "", sp->out_c,
+                          sp->size, sp->depth, sp->stride, sp->pad);
+        else
+            n += snprintf(buf + n, size - n, "%sor%d", s ? "-" : "", sp->size);
+    }
+    snprintf(buf + n, size - n, "%s%d,W=%d", net->n_conv ? ",L=" : "", net->n_layers,
+             net->width);
+}
+
 static void write_config(ex_json *j, const config *c, const data *d, const da_logicnet *net,
                          int threads, int resume_epoch)
 {
@@ -407,10 +533,12 @@ static void write_config(ex_json *j, const config *c, const data *d, const da_lo
     ex_json_int(j, "n_bits", net->n_bits);
     ex_json_int(j, "thresholds", c->thresholds);
     ex_json_int(j, "neurons", (long)net->n_layers * net->width);
+    ex_json_int(j, "gates_per_sample", gates_per_sample(net));
     ex_json_str(j, "connections", conn_names[c->connections]);
     ex_json_num(j, "tau", c->tau);
     ex_json_num(j, "grad_factor", c->grad_factor);
     ex_json_int(j, "residual_init", c->residual_init);
+    ex_json_int(j, "shift", c->shift);
     ex_json_int(j, "epochs", c->epochs);
     ex_json_int(j, "batch", c->batch);
     ex_json_str(j, "optimizer", "adam");
@@ -502,6 +630,10 @@ int main(int argc, char **argv)
     ncfg.grad_factor = c.grad_factor;
     ncfg.residual_init = c.residual_init;
     ncfg.seed = c.seed;
+    ncfg.n_conv = c.n_conv;
+    ncfg.conv = c.conv;
+    ncfg.image_h = d.image_h;
+    ncfg.image_w = d.image_w;
     da_logicnet *net = c.load ? da_logicnet_load(c.load) : da_logicnet_new(&ncfg);
     if (!net)
         ex_die(1, "%s the network: %s", c.load ? "loading" : "building", da_last_error());
@@ -509,8 +641,8 @@ int main(int argc, char **argv)
         ex_die(1, "%s: %d inputs and %d classes, the data set has %d and %d", c.load,
                net->n_inputs, net->n_classes, d.n_inputs, d.n_classes);
     if (c.load) { /* describe the loaded network */
-        static char arch[64];
-        snprintf(arch, sizeof arch, "dense:L=%d,W=%d", net->n_layers, net->width);
+        static char arch[640];
+        describe_arch(net, arch, sizeof arch);
         c.arch = arch;
         c.layers = net->n_layers;
         c.width = net->width;
@@ -518,15 +650,16 @@ int main(int argc, char **argv)
         c.thresholds = net->n_thresholds;
     }
     da_optim_cfg ocfg = da_adam_cfg(c.lr);
-    da_optim *opt = da_optim_new(net->w, net->n_layers, &ocfg);
+    da_optim *opt = da_optim_new(net->params, net->n_params, &ocfg);
     da_rng *rng = da_rng_new(c.seed + 1000003UL);
     int k = d.n_classes, bmax = c.batch;
-    buffers B = {malloc((size_t)bmax * d.n_inputs * sizeof(float)), malloc((size_t)bmax * sizeof(int)),
+    buffers B = {malloc((size_t)bmax * d.n_inputs * sizeof(float)),
+                 malloc((size_t)d.n_inputs * sizeof(float)), malloc((size_t)bmax * sizeof(int)),
                  malloc((size_t)bmax * net->n_bits * sizeof(double)),
                  malloc((size_t)bmax * k * sizeof(double)), malloc((size_t)bmax * k * sizeof(double)),
                  malloc((size_t)bmax * sizeof(int))};
     int *order = malloc((size_t)d.train.n * sizeof *order);
-    if (!opt || !rng || !B.x || !B.y || !B.bits || !B.logits || !B.glogits || !B.pred || !order)
+    if (!opt || !rng || !B.x || !B.shifted || !B.y || !B.bits || !B.logits || !B.glogits || !B.pred || !order)
         ex_die(1, "setup: %s", da_last_error());
     double times[2] = {0, 0}; /* wall seconds, training-step seconds */
     int start = c.resume ? load_state(c.checkpoint, net, opt, rng, times) : 0;
@@ -534,8 +667,8 @@ int main(int argc, char **argv)
     if (!j)
         exit(1);
     write_config(j, &c, &d, net, threads, start);
-    long neurons = (long)c.layers * c.width;
-    ex_log("logic: %s; %s, %d bits, %ld neurons, tau %g, batch %d, Adam lr %g, %d threads%s",
+    long neurons = gates_per_sample(net);
+    ex_log("logic: %s; %s, %d bits, %ld gates, tau %g, batch %d, Adam lr %g, %d threads%s",
            d.desc, c.arch, net->n_bits, neurons, c.tau, c.batch, c.lr, threads,
            start ? ", resumed" : "");
     long steps_per_epoch = (d.train.n + c.batch - 1) / c.batch, step = start * steps_per_epoch;
@@ -571,7 +704,7 @@ int main(int argc, char **argv)
         ex_die(1, "saving the network: %s", da_last_error());
     long trained = (long)c.epochs * d.train.n; /* times[1] covers every epoch */
     ex_summary s = {0};
-    ex_summary_add(&s, "network", "%s, %d input bits (%d thresholds), %ld neurons, tau %g",
+    ex_summary_add(&s, "network", "%s, %d input bits (%d thresholds), %ld gates per sample, tau %g",
                    c.arch, net->n_bits, c.thresholds, neurons, c.tau);
     ex_summary_add(&s, "data", "%s", d.desc);
     ex_summary_add(&s, "training", "%d epochs, batch %d, Adam lr %g, seed %lu", c.epochs,
@@ -588,6 +721,7 @@ int main(int argc, char **argv)
     ex_summary_print(&s, stdout);
     ex_json_close(j);
     free(B.x);
+    free(B.shifted);
     free(B.y);
     free(B.bits);
     free(B.logits);

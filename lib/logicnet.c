@@ -38,6 +38,21 @@ static int check_cfg(const da_logicnet_cfg *c)
     if (n_bits > DA_LOGICNET_MAX_BITS)
         return da_set_error(DA_ERANGE, "%s: %ld input bits (at most %d)", who, n_bits,
                             DA_LOGICNET_MAX_BITS);
+    if (c->n_conv < 0 || c->n_conv > DA_LOGICNET_MAX_CONV)
+        return da_set_error(DA_ERANGE, "%s: n_conv = %d outside [0, %d]", who, c->n_conv,
+                            DA_LOGICNET_MAX_CONV);
+    if (c->n_conv && !c->conv)
+        return da_set_error(DA_EINVAL, "%s: NULL conv with n_conv = %d", who, c->n_conv);
+    if (c->n_conv && ((long)c->image_h * c->image_w != c->n_inputs || c->image_h < 1))
+        return da_set_error(DA_ERANGE, "%s: image %d x %d for %d inputs", who, c->image_h,
+                            c->image_w, c->n_inputs);
+    int rc = c->n_conv ? da_logicnet_conv_chain(c->n_conv, c->conv, c->n_thresholds,
+                                                c->image_h, c->image_w, NULL, &n_bits) : DA_OK;
+    if (rc)
+        return rc;
+    if (n_bits > DA_LOGICNET_MAX_BITS)
+        return da_set_error(DA_ERANGE, "%s: %ld convolutional outputs (at most %d)", who,
+                            n_bits, DA_LOGICNET_MAX_BITS);
     if (c->width % c->n_classes)
         return da_set_error(DA_ERANGE, "%s: width %d is not a multiple of n_classes %d", who,
                             c->width, c->n_classes);
@@ -89,8 +104,40 @@ static int connections_unique(da_rng *rng, int in_dim, int out_dim, int *ia, int
     return rc;
 }
 
+/* the stages of a convolutional net and the params list (conv NULL: none) */
+static int alloc_conv(da_logicnet *net, int n_conv, const da_logic_conv_spec *conv)
+{
+    da_logic_conv_spec filled[DA_LOGICNET_MAX_CONV];
+    long out = 0;
+    int rc = n_conv ? da_logicnet_conv_chain(n_conv, conv, net->n_thresholds, net->image_h,
+                                             net->image_w, filled, &out) : DA_OK;
+    if (rc)
+        return rc;
+    if (n_conv && !(net->conv = da_calloc((size_t)n_conv, sizeof *net->conv)))
+        return da_set_error(DA_ENOMEM, "da_logicnet: out of memory");
+    for (int s = 0; s < n_conv; s++) {
+        if (!(net->conv[s] = da_logic_conv_new(&filled[s])))
+            return da_last_error_code();
+        net->n_conv = s + 1;
+        net->n_params += net->conv[s]->w != NULL;
+    }
+    if (n_conv)
+        net->dims[0] = (int)out;
+    net->n_params += net->n_layers;
+    if (!(net->params = da_malloc((size_t)net->n_params * sizeof *net->params)))
+        return da_set_error(DA_ENOMEM, "da_logicnet: out of memory");
+    int p = 0;
+    for (int s = 0; s < n_conv; s++)
+        if (net->conv[s]->w)
+            net->params[p++] = net->conv[s]->w;
+    for (int l = 0; l < net->n_layers; l++)
+        net->params[p++] = net->w[l];
+    return DA_OK;
+}
+
 da_logicnet *da_logicnet_alloc(int n_inputs, int n_thresholds, int n_layers, int width,
-                               int n_classes)
+                               int n_classes, int n_conv, const da_logic_conv_spec *conv,
+                               int image_h, int image_w)
 {
     da_logicnet *net = da_calloc(1, sizeof *net);
     if (!net) {
@@ -125,6 +172,12 @@ da_logicnet *da_logicnet_alloc(int n_inputs, int n_thresholds, int n_layers, int
     net->dims[0] = net->n_bits;
     for (int l = 1; l <= n_layers; l++)
         net->dims[l] = width;
+    net->image_h = image_h;
+    net->image_w = image_w;
+    if (alloc_conv(net, n_conv, conv)) {
+        da_logicnet_free(net);
+        return NULL;
+    }
     return net;
 }
 
@@ -137,7 +190,8 @@ da_logicnet *da_logicnet_new(const da_logicnet_cfg *cfg)
     if (check_cfg(cfg))
         return NULL;
     da_logicnet *net = da_logicnet_alloc(cfg->n_inputs, cfg->n_thresholds, cfg->n_layers,
-                                         cfg->width, cfg->n_classes);
+                                         cfg->width, cfg->n_classes, cfg->n_conv, cfg->conv,
+                                         cfg->image_h, cfg->image_w);
     da_rng *rng = net ? da_rng_new(cfg->seed) : NULL;
     if (!rng) {
         da_logicnet_free(net);
@@ -150,6 +204,8 @@ da_logicnet *da_logicnet_new(const da_logicnet_cfg *cfg)
         net->thresholds[t] = cfg->thresholds ? cfg->thresholds[t]
                                              : (t + 1.0) / (cfg->n_thresholds + 1.0);
     int rc = DA_OK;
+    for (int s = 0; s < net->n_conv && !rc; s++)
+        rc = da_logic_conv_init(net->conv[s], rng, cfg->residual_init);
     for (int l = 0; l < net->n_layers && !rc; l++) {
         if (cfg->connections == DA_LOGIC_UNIQUE)
             rc = connections_unique(rng, net->dims[l], net->width, net->ia[l], net->ib[l]);
@@ -184,6 +240,10 @@ void da_logicnet_free(da_logicnet *net)
     da_free(net->ia);
     da_free(net->ib);
     da_free(net->w);
+    for (int s = 0; s < net->n_conv; s++)
+        da_logic_conv_free(net->conv[s]);
+    da_free(net->conv);
+    da_free(net->params);
     da_free(net->thresholds);
     da_free(net->dims);
     free_workspace(net);
@@ -192,7 +252,8 @@ void da_logicnet_free(da_logicnet *net)
 
 static int max_dim(const da_logicnet *net)
 {
-    return net->n_bits > net->width ? net->n_bits : net->width;
+    int m = net->n_bits > net->width ? net->n_bits : net->width;
+    return net->dims[0] > m ? net->dims[0] : m;
 }
 
 int da_logicnet_binarize(const da_logicnet *net, int batch, const float *x, double *bits)
@@ -236,8 +297,13 @@ static void free_workspace(da_logicnet *net)
     da_free(net->ws_coef);
     da_free(net->ws_probs);
     da_free(net->ws_part);
+    da_free(net->ws_conv);
+    da_free(net->ws_conv_grad[0]);
+    da_free(net->ws_conv_grad[1]);
+    da_free(net->ws_conv_gw);
     net->ws = net->ws_grad[0] = net->ws_grad[1] = NULL;
     net->ws_coef = net->ws_probs = net->ws_part = NULL;
+    net->ws_conv = net->ws_conv_grad[0] = net->ws_conv_grad[1] = net->ws_conv_gw = NULL;
     net->ws_batch = net->ws_valid = 0;
 }
 
@@ -254,8 +320,19 @@ static int ensure_workspace(da_logicnet *net, int batch)
     net->ws_coef = da_malloc(L * W * 4 * sizeof *net->ws_coef);
     net->ws_probs = da_malloc(L * W * DA_LOGIC_N_GATES * sizeof *net->ws_probs);
     net->ws_part = da_malloc(((size_t)nt + 1) * W * 4 * sizeof *net->ws_part);
+    int conv_ok = 1;
+    if (net->n_conv) {
+        long acts, largest, max_w;
+        da_logicnet_conv_sizes(net, &acts, &largest, &max_w);
+        net->ws_conv = da_malloc((size_t)batch * acts * sizeof *net->ws_conv);
+        net->ws_conv_grad[0] = da_malloc((size_t)batch * largest * sizeof(double));
+        net->ws_conv_grad[1] = da_malloc((size_t)batch * largest * sizeof(double));
+        net->ws_conv_gw = da_malloc((size_t)(max_w ? max_w : 1) * sizeof *net->ws_conv_gw);
+        conv_ok = net->ws_conv && net->ws_conv_grad[0] && net->ws_conv_grad[1] &&
+                  net->ws_conv_gw;
+    }
     if (!net->ws || !net->ws_grad[0] || !net->ws_grad[1] || !net->ws_coef || !net->ws_probs ||
-        !net->ws_part) {
+        !net->ws_part || !conv_ok) {
         free_workspace(net);
         return da_set_error(DA_ENOMEM, "da_logicnet: out of memory for a batch of %d", batch);
     }
@@ -264,17 +341,57 @@ static int ensure_workspace(da_logicnet *net, int batch)
     return DA_OK;
 }
 
+/* The per-neuron streams, vectorized (omp simd), with an AVX2 clone picked at load time
+ * on x86-64 (the library is built for the baseline ISA). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
+/* y [n] = c0 + c1 a + (c2 + c3 a) b */
+SIMD_CLONES static void neuron_forward(int n, const double *a, const double *b, const double *c,
+                                       double *restrict y)
+{
+    double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
+#pragma omp simd
+    for (int s = 0; s < n; s++)
+        y[s] = c0 + c1 * a[s] + (c2 + c3 * a[s]) * b[s];
+}
+
+/* m [4] = sums of g * (1, a, b, ab) over n samples; ga, gb (may be NULL; the same row
+ * when a neuron reads one input twice) += g (c1 + c3 b), g (c2 + c3 a) */
+SIMD_CLONES static void neuron_backward(int n, const double *a, const double *b,
+                                        const double *g, const double *c, double *ga,
+                                        double *gb, double *m)
+{
+    double m0 = 0, m1 = 0, m2 = 0, m3 = 0, c1 = c[1], c2 = c[2], c3 = c[3];
+#pragma omp simd reduction(+ : m0, m1, m2, m3)
+    for (int s = 0; s < n; s++) {
+        double gbv = g[s] * b[s];
+        m0 += g[s];
+        m1 += g[s] * a[s];
+        m2 += gbv;
+        m3 += gbv * a[s];
+    }
+    m[0] = m0, m[1] = m1, m[2] = m2, m[3] = m3;
+    if (!ga)
+        return;
+#pragma omp simd
+    for (int s = 0; s < n; s++) {
+        ga[s] += g[s] * (c1 + c3 * b[s]);
+        gb[s] += g[s] * (c2 + c3 * a[s]);
+    }
+}
+
 /* y [out][B] = c0 + c1 a + (c2 + c3 a) b with a, b the rows ia[j], ib[j] of x [in][B] */
 static void fm_forward(int B, int out, const int *ia, const int *ib, const double *coef,
                        const double *x, double *y)
 {
 #pragma omp parallel for schedule(static) if ((long)B * out > PAR_MIN)
-    for (int j = 0; j < out; j++) {
-        const double *a = x + (size_t)ia[j] * B, *b = x + (size_t)ib[j] * B, *c = coef + 4L * j;
-        double *restrict yj = y + (size_t)j * B;
-        for (int s = 0; s < B; s++)
-            yj[s] = c[0] + c[1] * a[s] + (c[2] + c[3] * a[s]) * b[s];
-    }
+    for (int j = 0; j < out; j++)
+        neuron_forward(B, x + (size_t)ia[j] * B, x + (size_t)ib[j] * B, coef + 4L * j,
+                       y + (size_t)j * B);
 }
 
 /* S [out][4] = sums over the batch of gy * (1, a, b, ab) and, if gx [in][B] is not
@@ -290,26 +407,9 @@ static void fm_backward(int B, int out, const int *ia, const int *ib, const doub
         int s0 = (int)((long)B * t / used), s1 = (int)((long)B * (t + 1) / used);
         double *mine = part + (size_t)t * out * 4;
         for (int j = 0; j < out; j++) {
-            const double *a = x + (size_t)ia[j] * B, *b = x + (size_t)ib[j] * B;
-            const double *g = gy + (size_t)j * B, *c = coef + 4L * j;
-            double m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-            for (int s = s0; s < s1; s++) {
-                double gb = g[s] * b[s];
-                m0 += g[s];
-                m1 += g[s] * a[s];
-                m2 += gb;
-                m3 += gb * a[s];
-            }
-            double *p = mine + 4L * j;
-            p[0] = m0, p[1] = m1, p[2] = m2, p[3] = m3;
-            if (gx) {
-                double *ga = gx + (size_t)ia[j] * B, *gb = gx + (size_t)ib[j] * B;
-                for (int s = s0; s < s1; s++) {
-                    double da = g[s] * (c[1] + c[3] * b[s]), db = g[s] * (c[2] + c[3] * a[s]);
-                    ga[s] += da;
-                    gb[s] += db;
-                }
-            }
+            size_t ra = (size_t)ia[j] * B + s0, rb = (size_t)ib[j] * B + s0;
+            neuron_backward(s1 - s0, x + ra, x + rb, gy + (size_t)j * B + s0, coef + 4L * j,
+                            gx ? gx + ra : NULL, gx ? gx + rb : NULL, mine + 4L * j);
         }
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -350,10 +450,13 @@ int da_logicnet_forward(da_logicnet *net, int batch, const double *bits, int har
     if (rc)
         return rc;
     net->ws_valid = 0;
+    const double *in0 = bits; /* [batch][dims[0]] */
+    if (net->n_conv && (rc = da_logicnet_conv_forward(net, batch, bits, hard, &in0)))
+        return rc;
     double *x0 = act(net, 0);
     for (int s = 0; s < batch; s++)
-        for (int i = 0; i < net->n_bits; i++)
-            x0[(size_t)i * batch + s] = bits[(size_t)s * net->n_bits + i];
+        for (int i = 0; i < net->dims[0]; i++)
+            x0[(size_t)i * batch + s] = in0[(size_t)s * net->dims[0] + i];
     for (int l = 0; l < net->n_layers; l++) {
         const double *w = net->w[l]->data;
         if (!da_all_finite(w, net->w[l]->size))
@@ -387,7 +490,7 @@ int da_logicnet_backward(da_logicnet *net, const double *glogits, double *gbits)
         for (int s = 0; s < B; s++)
             gy[(size_t)j * B + s] = glogits[(size_t)s * k + j / m] / net->tau;
     for (int l = net->n_layers - 1; l >= 0; l--) {
-        int in = net->dims[l], want_gx = l > 0 || gbits;
+        int in = net->dims[l], want_gx = l > 0 || gbits || net->n_conv;
         double *gw = da_tensor_grad(net->w[l]);
         if (!gw)
             return da_set_error(DA_ENOMEM, "%s: out of memory", who);
@@ -404,6 +507,8 @@ int da_logicnet_backward(da_logicnet *net, const double *glogits, double *gbits)
         gy = gx;
         gx = t;
     }
+    if (net->n_conv) /* gy: the gradient of the stages' output, feature-major */
+        return da_logicnet_conv_backward(net, B, gy, gbits);
     if (gbits) /* gy now holds the gradient of the bits, feature-major */
         for (int s = 0; s < B; s++)
             for (int i = 0; i < net->n_bits; i++)
@@ -467,14 +572,26 @@ int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *
     if (batch < 1)
         return da_set_error(DA_ERANGE, "%s: batch = %d must be >= 1", who, batch);
     int k = net->n_classes, rc = DA_OK;
-    size_t per = (size_t)PREDICT_CHUNK * max_dim(net);
+    long acts = 0, largest = 0, max_w;
+    if (net->n_conv)
+        da_logicnet_conv_sizes(net, &acts, &largest, &max_w);
+    size_t per = (size_t)PREDICT_CHUNK * max_dim(net), cper = (size_t)PREDICT_CHUNK * largest;
     double *buf[2] = {da_malloc(per * sizeof(double)), da_malloc(per * sizeof(double))};
+    double *cbuf[2] = {NULL, NULL};
+    if (net->n_conv) {
+        cbuf[0] = da_malloc(cper * sizeof(double));
+        cbuf[1] = da_malloc(cper * sizeof(double));
+    }
     double *z = da_malloc((size_t)PREDICT_CHUNK * k * sizeof *z);
-    if (!buf[0] || !buf[1] || !z)
+    if (!buf[0] || !buf[1] || !z || (net->n_conv && (!cbuf[0] || !cbuf[1])))
         rc = da_set_error(DA_ENOMEM, "%s: out of memory", who);
     for (int off = 0; off < batch && !rc; off += PREDICT_CHUNK) {
         int n = batch - off < PREDICT_CHUNK ? batch - off : PREDICT_CHUNK;
-        rc = da_logicnet_binarize(net, n, x + (size_t)off * net->n_inputs, buf[0]);
+        const double *feat;
+        rc = da_logicnet_binarize(net, n, x + (size_t)off * net->n_inputs,
+                                  net->n_conv ? cbuf[0] : buf[0]);
+        if (!rc && net->n_conv && !(rc = da_logicnet_conv_run(net, n, cbuf, &feat)))
+            memcpy(buf[0], feat, (size_t)n * net->dims[0] * sizeof *feat);
         if (!rc)
             rc = run_layers(net, n, 1, buf, z);
         for (int b = 0; b < n && !rc; b++) {
@@ -490,6 +607,8 @@ int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *
     }
     da_free(buf[0]);
     da_free(buf[1]);
+    da_free(cbuf[0]);
+    da_free(cbuf[1]);
     da_free(z);
     return rc;
 }
@@ -545,11 +664,21 @@ da_tensor *da_logicnet_op(da_ctx *ctx, const da_logicnet *net, da_tensor *bits,
         return NULL;
     }
     da_tensor *x = bits;
-    for (int l = 0; l < net->n_layers && x; l++) {
+    int p = 0; /* index into params / w */
+    for (int s = 0; s < net->n_conv && x; s++) {
+        const da_logic_conv *L = net->conv[s];
+        if (L->w && net->grad_factor != 1)
+            x = da_op_custom(ctx, "logic_grad_factor", &x, 1, 2, x->shape, grad_factor_forward,
+                             grad_factor_backward, NULL, (void *)&net->grad_factor);
+        if (x)
+            x = da_logic_conv_op(ctx, L, x, L->w ? (w ? w[p++] : L->w) : NULL, hard);
+    }
+    for (int l = 0; l < net->n_layers && x; l++, p++) {
         if (net->grad_factor != 1)
             x = da_op_custom(ctx, "logic_grad_factor", &x, 1, 2, x->shape, grad_factor_forward,
                              grad_factor_backward, NULL, (void *)&net->grad_factor);
-        x = da_logic_layer(ctx, x, w ? w[l] : net->w[l], net->ia[l], net->ib[l], hard);
+        if (x)
+            x = da_logic_layer(ctx, x, w ? w[p] : net->w[l], net->ia[l], net->ib[l], hard);
     }
     return da_logic_group_sum_op(ctx, x, net->n_classes, net->tau);
 }

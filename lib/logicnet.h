@@ -22,21 +22,34 @@
  * convolutional difflogic paper, NeurIPS 2024, Section 3.3) logit 5 for gate 3
  * ("a", pass-through) and 0 for the others.
  * grad_factor (difflogic's GradFactor): the gradient flowing into the input of every
- * layer is multiplied by grad_factor (1 = plain backprop; ~2 helps deep networks).
+ * layer (and of every logic tree convolution) is multiplied by grad_factor (1 = plain
+ * backprop; ~2 helps deep networks).
+ *
+ * Convolutional networks (n_conv > 0; NeurIPS 2024 paper, lib/logic_conv.h): the inputs
+ * are an image_h x image_w image (n_inputs = image_h * image_w, row-major) and the bits
+ * are its n_thresholds binarized copies, read as an image of n_thresholds channels
+ * [t][y][x]. The stages (logic tree convolutions and OR pools) run in order; the first
+ * dense layer reads the flattened output [C][H][W] of the last stage (dims[0]). The
+ * parameters are then the tree stages' logits followed by the dense layers' (params).
  *
  * Saved-network file (da_logicnet_save / da_logicnet_load), all fields little-endian:
  *   offset 0  8 bytes  magic "DALOGIC\n"
- *          8  u32      version (1)
+ *          8  u32      version (2; version 1 files, which have 0 at offset 36 and no
+ *                      convolutional stages, are read as well)
  *         12  u32      n_inputs, n_thresholds, n_layers, width, n_classes (5 x u32)
  *         32  u32      connections (0 random, 1 unique; informative)
- *         36  u32      0 (reserved)
+ *         36  u32      n_conv (version 1: reserved, 0)
  *         40  f64      tau, grad_factor
  *         56  f64      thresholds [n_thresholds]
+ *             if n_conv > 0: u32 image_h, image_w; per stage: u32 kind, out_c, depth,
+ *             size, stride, pad (6 x u32); then per tree stage: i32 leaf
+ *             [out_c][2^depth][3], f64 w [out_c (2^depth - 1)][16]
  *             then per layer l: i32 ia [width], i32 ib [width], f64 w [width][16]
  *    size - 4 u32      CRC-32 (zlib) of every byte before it
  * The file is written atomically (da_file_write_atomic). The loader checks the magic,
- * the version, the sizes (in range, file length exactly as implied), the CRC, the
- * connection indices and the finiteness of tau, grad_factor, thresholds and logits:
+ * the version (another one: DA_EFORMAT "unsupported version"), the sizes and stage
+ * geometries (in range, file length exactly as implied), the CRC, the connection
+ * indices and leaves and the finiteness of tau, grad_factor, thresholds and logits:
  * DA_EFORMAT on any mismatch, DA_EIO if the file cannot be read.
  *
  * Errors as everywhere (DESIGN.md §2): DA_EINVAL for NULLs, DA_ERANGE for sizes or
@@ -44,14 +57,16 @@
  * without a training-mode forward before it, DA_ENOMEM.
  *
  * Ownership: da_logicnet_new / da_logicnet_load allocate, da_logicnet_free frees (NULL
- * is a no-op). The parameters w[l] are F64 tensors from da_tensor_new owned by the net
- * (hand them to da_optim_new; their grads accumulate with +=, as every parameter's).
+ * is a no-op). The parameters (params: w[l] and the tree stages' w) are F64 tensors owned
+ * by the net (hand params to da_optim_new; their grads accumulate with +=, as every
+ * parameter's).
  * The plain-array training functions (forward, backward) keep their activations in a
  * workspace inside the net: one training stream per net at a time. */
 #ifndef DA_LOGICNET_H
 #define DA_LOGICNET_H
 
 #include "logic.h"
+#include "logic_conv.h"
 #include "tensor.h"
 
 typedef enum { DA_LOGIC_RANDOM = 0, DA_LOGIC_UNIQUE = 1 } da_logic_connections;
@@ -60,6 +75,7 @@ typedef enum { DA_LOGIC_RANDOM = 0, DA_LOGIC_UNIQUE = 1 } da_logic_connections;
 #define DA_LOGICNET_MAX_THRESHOLDS 255
 #define DA_LOGICNET_MAX_WIDTH (1 << 24)
 #define DA_LOGICNET_MAX_BITS (1 << 24)
+#define DA_LOGICNET_MAX_CONV 16
 
 typedef struct {
     int n_inputs;              /* real-valued features per sample, >= 1 */
@@ -73,10 +89,15 @@ typedef struct {
     double grad_factor;        /* > 0; 1 = plain backprop */
     int residual_init;         /* 1: gate "a" logit 5, others 0; 0: N(0, 1) logits */
     unsigned long seed;        /* connections and initial logits */
+    int n_conv;                /* convolutional stages, 0 .. DA_LOGICNET_MAX_CONV (0: dense) */
+    const da_logic_conv_spec *conv; /* [n_conv]: kind, out_c, depth, size, stride, pad (the
+                                       input sizes are filled in from the image or the
+                                       previous stage); residual_init applies to them */
+    int image_h, image_w;      /* n_conv > 0: image_h * image_w = n_inputs */
 } da_logicnet_cfg;
 
 /* Defaults: 1 threshold (0.5), tau 1, random connections, grad_factor 1, N(0,1) init,
- * seed 0; the sizes are the arguments. */
+ * seed 0, no convolutional stages; the sizes are the arguments. */
 da_logicnet_cfg da_logicnet_default_cfg(int n_inputs, int n_layers, int width, int n_classes);
 
 typedef struct {
@@ -84,7 +105,8 @@ typedef struct {
     double tau, grad_factor;
     da_logic_connections connections;
     double *thresholds;  /* [n_thresholds] */
-    int *dims;           /* [n_layers + 1]: dims[0] = n_bits, dims[l > 0] = width */
+    int *dims;           /* [n_layers + 1]: dims[0] = n_bits (or the flattened output of
+                            the last convolutional stage), dims[l > 0] = width */
     int **ia, **ib;      /* [n_layers][width]: inputs of each neuron in the layer below */
     da_tensor **w;       /* [n_layers] F64 parameters [width][16] (gate logits) */
     /* training workspace (see above; feature-major) */
@@ -94,6 +116,14 @@ typedef struct {
     double *ws_coef;     /* [n_layers][width][4] bilinear coefficients */
     double *ws_probs;    /* [n_layers][width][16] gate probabilities */
     double *ws_part;     /* [ws_threads + 1][width][4] per-thread sums, then S */
+    int image_h, image_w, n_conv;
+    da_logic_conv **conv; /* [n_conv] stages (owned) */
+    int n_params;        /* tree stages + n_layers */
+    da_tensor **params;  /* [n_params] the tree stages' w, then w[0 .. n_layers - 1]
+                            (borrowed from the stages and w: hand them to da_optim_new) */
+    double *ws_conv;     /* [n_conv + 1][ws_batch][stage size]: stage inputs, then output */
+    double *ws_conv_grad[2]; /* [ws_batch][max stage size] gradient ping-pong */
+    double *ws_conv_gw;  /* [largest tree w size] scratch */
 } da_logicnet;
 
 /* NULL on error (cfg out of range, connections impossible). */
@@ -109,8 +139,8 @@ int da_logicnet_binarize(const da_logicnet *net, int batch, const float *x, doub
 int da_logicnet_forward(da_logicnet *net, int batch, const double *bits, int hard,
                         double *logits);
 /* Backward of the last training-mode forward for the cotangent glogits
- * [batch][n_classes]: ACCUMULATES d(sum glogits * logits)/dw into w[l]->grad (allocated
- * on first use). gbits [batch][n_bits] (may be NULL) receives (overwrites) the gradient
+ * [batch][n_classes]: ACCUMULATES d(sum glogits * logits)/dw into the grad of every
+ * params tensor (allocated on first use). gbits [batch][n_bits] (may be NULL) receives (overwrites) the gradient
  * with respect to the input bits (including the first layer's grad_factor). */
 int da_logicnet_backward(da_logicnet *net, const double *glogits, double *gbits);
 
@@ -125,14 +155,15 @@ int da_logicnet_cross_entropy(int batch, int k, const double *logits, const int 
 int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *pred,
                         double *logits);
 
-/* The hard gate (argmax of the logits, first maximum) of every neuron of layer l:
+/* The hard gate (argmax of the logits, first maximum) of every neuron of dense layer l:
  * gate [width] in [0, 16). */
 int da_logicnet_gates(const da_logicnet *net, int layer, int *gate);
 
 /* Tensor face: logits [batch][n_classes] of bits [batch][n_bits] as a chain of
  * da_logic_layer nodes (with a gradient-scaling node for grad_factor != 1) and a
- * GroupSum node. w [n_layers] are the gate logit tensors to use ([width][16], one
- * dtype shared with bits), NULL for the net's own. NULL on error. */
+ * GroupSum node (da_logic_conv_op nodes first for a convolutional net). w [n_params] are
+ * the gate logit tensors to use, in params order (one dtype shared with bits), NULL for
+ * the net's own. NULL on error. */
 da_tensor *da_logicnet_op(da_ctx *ctx, const da_logicnet *net, da_tensor *bits,
                           da_tensor *const *w, int hard);
 

@@ -242,7 +242,12 @@ void da_ctx_free(da_ctx *ctx)
     da_free(ctx);
 }
 
-void *da_ctx_alloc(da_ctx *ctx, size_t bytes)
+/* For ops that overwrite every byte (lib/ops_nn.c): arena memory and tensors that are
+ * not zero-filled. Internal, like da_ctx_tape. */
+void *da_ctx_alloc_uninit(da_ctx *ctx, size_t bytes);
+da_tensor *da_ctx_tensor_uninit(da_ctx *ctx, da_dtype dtype, int ndim, const int *shape);
+
+void *da_ctx_alloc_uninit(da_ctx *ctx, size_t bytes)
 {
     if (!ctx) {
         da_set_error(DA_EINVAL, "da_ctx_alloc: ctx is NULL");
@@ -269,11 +274,18 @@ void *da_ctx_alloc(da_ctx *ctx, size_t bytes)
     }
     void *p = b->mem + b->used;
     b->used += bytes;
-    memset(p, 0, bytes);
     return p;
 }
 
-da_tensor *da_ctx_tensor(da_ctx *ctx, da_dtype dtype, int ndim, const int *shape)
+void *da_ctx_alloc(da_ctx *ctx, size_t bytes)
+{
+    void *p = da_ctx_alloc_uninit(ctx, bytes);
+    if (p)
+        memset(p, 0, bytes ? bytes : 1);
+    return p;
+}
+
+da_tensor *da_ctx_tensor_uninit(da_ctx *ctx, da_dtype dtype, int ndim, const int *shape)
 {
     long size;
     if (!ctx) {
@@ -287,12 +299,20 @@ da_tensor *da_ctx_tensor(da_ctx *ctx, da_dtype dtype, int ndim, const int *shape
     if (shape_size(ndim, shape, &size, "da_ctx_tensor"))
         return NULL;
     da_tensor *t = da_ctx_alloc(ctx, sizeof *t);
-    void *data = t ? da_ctx_alloc(ctx, (size_t)size * da_dtype_size(dtype)) : NULL;
+    void *data = t ? da_ctx_alloc_uninit(ctx, (size_t)size * da_dtype_size(dtype)) : NULL;
     if (!data)
         return NULL;
     init_header(t, dtype, ndim, shape, size);
     t->data = data;
     t->ctx = ctx;
+    return t;
+}
+
+da_tensor *da_ctx_tensor(da_ctx *ctx, da_dtype dtype, int ndim, const int *shape)
+{
+    da_tensor *t = da_ctx_tensor_uninit(ctx, dtype, ndim, shape);
+    if (t)
+        memset(t->data, 0, (size_t)t->size * da_dtype_size(dtype));
     return t;
 }
 

@@ -30,7 +30,10 @@
  * exact O(n^2) hvp (da_hessian reports DA_HESSIAN_EXACT; no finite differences). The
  * Hessian does not depend on the targets.
  *
- * Cost O(n^2) per sample (n^2 exp), OpenMP over the batch.
+ * Cost O(n^2) per sample, OpenMP over the batch: the operator takes n^2 exponentials;
+ * the loss and its gradient O(n) memory and n^2 products with about 3n exponentials
+ * (along the sorted order, each column of P follows from the previous one by one factor
+ * per row; neuralsort.c), never forming P.
  * Errors: NULL pointers DA_EINVAL; batch < 1, n outside [2, DA_NEURALSORT_MAX_N],
  * tau <= 0 or Inf, or max|x| / tau so large that the logits overflow DA_ERANGE; NaN tau or
  * NaN/Inf in x, targets or cot DA_ENAN; wrong tensor shape DA_ESHAPE.

@@ -4,9 +4,64 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ranking_metrics.h"
 #include "alloc.h"
 #include "relperm.h"
+
+/* ---- stable ascending argsort (ties by index, as da_rank_argsort) ---- */
+typedef struct {
+    double v;
+    int i;
+} keyed;
+
+/* a sorts before b */
+static int keyed_before(keyed a, keyed b)
+{
+    return a.v < b.v || (a.v == b.v && a.i < b.i);
+}
+
+/* below this size, ranks by counting (branch-free, O(n^2)) beat a merge sort */
+#define COUNT_SORT_MAX 64
+
+/* order [n]; keys: 2n scratch pairs. Bottom-up merge sort of (value, index) pairs with
+ * branch-free merges (random scores defeat branch prediction) */
+static void argsort(int n, const double *x, int *order, keyed *keys)
+{
+    if (n <= COUNT_SORT_MAX) {
+        for (int i = 0; i < n; i++) {
+            int r = 0;
+#pragma omp simd reduction(+ : r)
+            for (int j = 0; j < n; j++)
+                r += (x[j] < x[i]) | ((x[j] == x[i]) & (j < i));
+            order[r] = i;
+        }
+        return;
+    }
+    keyed *src = keys, *dst = keys + n;
+    for (int i = 0; i < n; i++)
+        src[i] = (keyed){x[i], i};
+    for (int width = 1; width < n; width *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * width) {
+            int mid = lo + width < n ? lo + width : n;
+            int hi = lo + 2 * width < n ? lo + 2 * width : n;
+            int i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                int right = keyed_before(src[j], src[i]);
+                dst[k++] = right ? src[j] : src[i];
+                j += right;
+                i += !right;
+            }
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        keyed *t = src;
+        src = dst;
+        dst = t;
+    }
+    for (int i = 0; i < n; i++)
+        order[i] = src[i].i;
+}
 
 /* ---- per-thread workspace: one allocation, carved into buffers ---- */
 typedef struct {
@@ -19,27 +74,45 @@ typedef struct {
     double *ktmp;  /* [DA_RELPERM_KIND_TMP n] scratch of the kind's callbacks */
     int *order;    /* [n] ascending argsort of x */
     int *target;   /* [n] ascending argsort of the targets */
-    int *iscratch; /* [n] */
+    keyed *keys;   /* [2n] argsort scratch */
+    int *kitmp;    /* [DA_RELPERM_KIND_ITMP n] int scratch of the kind's callbacks */
 } workspace;
 
-static workspace *workspace_new(int n)
+/* matrices = 0: no Z, P, U (a kind's fused loss needs none) */
+static workspace *workspace_new(int n, int matrices)
 {
-    size_t nn = (size_t)n * n, doubles = 3 * nn + (4 + DA_RELPERM_KIND_TMP) * (size_t)n;
-    workspace *w = da_malloc(sizeof *w + doubles * sizeof(double) + 3 * (size_t)n * sizeof(int));
+    size_t nn = matrices ? (size_t)n * n : 0;
+    size_t doubles = 3 * nn + (4 + DA_RELPERM_KIND_TMP) * (size_t)n;
+    size_t ints = (2 + DA_RELPERM_KIND_ITMP) * (size_t)n;
+    workspace *w = da_malloc(sizeof *w + 2 * (size_t)n * sizeof(keyed) +
+                             doubles * sizeof(double) + ints * sizeof(int));
     if (!w)
         return NULL;
-    double *d = (double *)(w + 1);
-    w->Z = d;
-    w->P = d + nn;
-    w->U = d + 2 * nn;
+    w->keys = (keyed *)(w + 1);
+    double *d = (double *)(w->keys + 2 * n);
+    w->Z = matrices ? d : NULL;
+    w->P = matrices ? d + nn : NULL;
+    w->U = matrices ? d + 2 * nn : NULL;
     w->lse = d + 3 * nn;
     w->tmp = w->lse + n;
     w->vec = w->tmp + 2 * n;
     w->ktmp = w->vec + n;
     w->order = (int *)(w->ktmp + DA_RELPERM_KIND_TMP * n);
     w->target = w->order + n;
-    w->iscratch = w->target + n;
+    w->kitmp = w->target + n;
     return w;
+}
+
+double da_relperm_sum_log(int n, const double *s)
+{
+    double sum = 0.0;
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        double prod = 1.0;
+        for (int j = j0; j < n && j < j0 + 64; j++)
+            prod *= s[j];
+        sum += log(prod);
+    }
+    return sum;
 }
 
 /* ---- the column softmax and its VJP ---- */
@@ -99,6 +172,7 @@ typedef struct {
     double *P;             /* [batch][n][n] or NULL */
     double *out;           /* grad_x, per-sample losses, hv or H */
     double *grad;          /* loss gradient or NULL */
+    int fused;             /* the kind's fused loss: no [n][n] workspace */
 } job;
 
 typedef void (*sample_fn)(const job *jb, int b, workspace *w);
@@ -106,9 +180,12 @@ typedef void (*sample_fn)(const job *jb, int b, workspace *w);
 static int run_batch(const job *jb, sample_fn f)
 {
     int n = jb->n, fail = 0;
-#pragma omp parallel if (jb->batch > 1 && (long)jb->batch * n * n >= 4096)
+    /* worth a second thread from about 20 us of work (the fused loss is O(n) or a light
+     * O(n^2) per sample, the matrix paths n^2 exponentials) */
+    long work = jb->fused ? 16L * jb->batch * n : (long)jb->batch * n * n;
+#pragma omp parallel if (jb->batch > 1 && work >= 4096)
     {
-        workspace *w = workspace_new(n);
+        workspace *w = workspace_new(n, !jb->fused);
 #pragma omp for schedule(static)
         for (int b = 0; b < jb->batch; b++) {
             if (!w) {
@@ -128,7 +205,7 @@ static int run_batch(const job *jb, sample_fn f)
 static void forward_one(const job *jb, int b, workspace *w, double *P)
 {
     const double *x = jb->x + (long)b * jb->n;
-    da_rank_argsort(jb->n, x, w->order, w->iscratch);
+    argsort(jb->n, x, w->order, w->keys);
     jb->k->logits(jb->n, jb->tau, x, w->order, w->Z, w->ktmp);
     column_softmax(jb->n, w->Z, P, w->lse, w->tmp);
 }
@@ -146,24 +223,16 @@ static void apply_sample(const job *jb, int b, workspace *w)
 }
 
 /* l_b = (1/n) sum_j (lse_j - Z[t_j][j]); dl_b/dZ = (P - Q)/n; grad = (1/batch) J^T dZ */
+/* the kind's fused l_b and (1/batch) dl_b/dx: no [n][n] matrix is formed */
 static void loss_sample(const job *jb, int b, workspace *w)
 {
     int n = jb->n;
-    forward_one(jb, b, w, w->P);
-    da_rank_argsort(n, jb->targets + (long)b * n, w->target, w->iscratch);
-    double l = 0.0;
-    for (int j = 0; j < n; j++)
-        l += w->lse[j] - w->Z[w->target[j] * n + j];
-    jb->out[b] = l / n;
-    if (!jb->grad)
-        return;
-    for (long i = 0; i < (long)n * n; i++)
-        w->Z[i] = w->P[i] / n;
-    for (int j = 0; j < n; j++)
-        w->Z[w->target[j] * n + j] -= 1.0 / n;
-    double *g = jb->grad + (long)b * n;
-    jb->k->vjp(n, jb->tau, jb->x + (long)b * n, w->order, w->Z, g, w->ktmp);
-    for (int i = 0; i < n; i++)
+    const double *x = jb->x + (long)b * n;
+    double *g = jb->grad ? jb->grad + (long)b * n : NULL;
+    argsort(n, jb->targets + (long)b * n, w->target, w->keys);
+    argsort(n, x, w->order, w->keys);
+    jb->out[b] = jb->k->loss(n, jb->tau, x, w->order, w->target, g, w->ktmp, w->kitmp);
+    for (int i = 0; g && i < n; i++)
         g[i] /= jb->batch;
 }
 
@@ -271,7 +340,7 @@ int da_relperm_loss(const da_relperm_kind *k, int n, double tau, int batch, cons
     if (!per_sample)
         return da_set_error(DA_ENOMEM, "%s_loss: out of memory", k->name);
     job jb = {.k = k, .n = n, .batch = batch, .tau = tau, .x = x, .targets = targets,
-              .out = per_sample, .grad = grad};
+              .out = per_sample, .grad = grad, .fused = 1};
     rc = run_batch(&jb, loss_sample);
     if (!rc) {
         double sum = 0.0;

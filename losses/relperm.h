@@ -10,7 +10,8 @@
  *  - the ranking loss (cross-entropy of each column against the true permutation):
  *      l_b = (1/n) sum_j ( logsumexp_i Z[i][j] - Z[t_j][j] ),  L = (1/batch) sum_b l_b,
  *    t_j = index of the element with ascending rank j in targets[b] (stable argsort);
- *      dl_b/dZ = (P - Q)/n with Q the true permutation matrix;
+ *      dl_b/dZ = (P - Q)/n with Q the true permutation matrix; the kind computes l_b
+ *    and J^T (P - Q)/n fused (its `loss`), in O(n^2) time or less and O(n) memory;
  *  - the Hessian: d^2 l_b / dx^2 = J^T K J with K the block-diagonal (one block per
  *    column) softmax Jacobian (diag(p_j) - p_j p_j^T)/n, exact wherever x has no ties
  *    (the |.| kinks of Z); Hv = J^T K (J v) costs O(n^2), the full Hessian O(n^3).
@@ -28,8 +29,9 @@
 
 #define DA_RELPERM_MAX_N 4096
 
-/* scratch doubles per element that the engine hands to a kind's callbacks */
-#define DA_RELPERM_KIND_TMP 3
+/* scratch doubles (and ints) per element that the engine hands to a kind's callbacks */
+#define DA_RELPERM_KIND_TMP 12
+#define DA_RELPERM_KIND_ITMP 2
 
 typedef struct {
     const char *name; /* public prefix for messages, e.g. "da_neuralsort" */
@@ -43,6 +45,12 @@ typedef struct {
     /* gx [n] = J^T G (overwritten) */
     void (*vjp)(int n, double tau, const double *x, const int *order, const double *G,
                 double *gx, double *tmp);
+    /* the ranking loss of one sample, fused, without the [n][n] matrices: returns l_b
+     * and, when gx != NULL, writes gx [n] = d l_b / dx = J^T (P - Q)/n (overwritten);
+     * target = ascending argsort of the sample's targets; itmp: DA_RELPERM_KIND_ITMP n
+     * ints. The tests check it against the operator (P and its VJP). */
+    double (*loss)(int n, double tau, const double *x, const int *order, const int *target,
+                   double *gx, double *tmp, int *itmp);
 } da_relperm_kind;
 
 /* sign with sign(0) = 0: the derivative of |d| that torch uses */
@@ -50,6 +58,10 @@ static inline double da_relperm_sign(double d)
 {
     return (double)((d > 0) - (d < 0));
 }
+
+/* sum_j log s[j] for s [n] with every s[j] in [1, 4096] (column normalisers): one log
+ * per 64 terms (products of 64 such values stay below 2^768) */
+double da_relperm_sum_log(int n, const double *s);
 
 /* P [batch][n][n] (or NULL) and, when cot [batch][n][n] is given, grad_x [batch][n] =
  * J^T cot (overwritten). At least one of P and grad_x; cot and grad_x together. */

@@ -1,248 +1,17 @@
-/* sinkhorn.c - optimal-transport soft sort / soft rank (Cuturi et al. NeurIPS 2019),
- * log-domain Sinkhorn with reverse-mode differentiation through the unrolled
- * iterations. Conventions and formulas: sinkhorn.h.
- *
- * Reverse pass (per row), with M_ij = -C_ij / eps and dL/dlog P_ij = H_ij = P_ij dL/dP_ij:
- *   ubar = rowsum H, vbar = colsum H, dM = H; then for t = T..1
- *     column update v^t = -log n - LSE_i(u^t + M):   S_ij = n exp(u^t_i + v^t_j + M_ij)
- *         ubar_i -= sum_j S_ij vbar_j,     dM_ij -= S_ij vbar_j
- *     row update u^t = -log n - LSE_j(v^{t-1} + M):  S_ij = n exp(u^t_i + v^{t-1}_j + M_ij)
- *         vbar_j  = -sum_i S_ij ubar_i,    dM_ij -= S_ij ubar_i,   ubar = 0
- *   dxt_i = sum_j dM_ij (-2 (xt_i - y_j) / eps), then through the sigmoid and the
- *   standardisation. dM is never stored: it is contracted into dxt on the fly. */
+/* sinkhorn.c - optimal-transport soft sort / soft rank (Cuturi et al. NeurIPS 2019) with
+ * reverse-mode differentiation through the unrolled iterations: batch drivers (OpenMP
+ * over rows), checks, tensor faces and the BCE ranking loss. One row's iterations, in the
+ * log or the scaling domain, are in sinkhorn_row.c. Conventions and formulas:
+ * sinkhorn.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sinkhorn.h"
+#include "sinkhorn_impl.h"
 #include "alloc.h"
 
-#define SQUASH_DELTA 1e-12
-
 typedef enum { OUT_P, OUT_SORTED, OUT_RANKS } sk_output;
-
-typedef struct {
-    int n, iters;
-    double inv_eps;
-} sk_problem;
-
-/* per-thread scratch */
-typedef struct {
-    double *y;              /* [n] targets j / (n - 1) */
-    double *z, *xt;         /* [n] standardised and squashed inputs */
-    double *buf;            /* [n] LSE arguments */
-    double *ubar, *vbar, *vbar_next, *dxt, *direct; /* [n] reverse pass */
-    double *U, *V;          /* [iters + 1][n] potentials, when the caller keeps none */
-    double *P;              /* [n][n] loss only: P, then d loss / d P */
-} sk_ws;
-
-/* ---- forward ---- */
-
-static double squash(int n, const double *x, double *z, double *xt)
-{
-    double mean = 0, var = 0;
-    for (int i = 0; i < n; i++)
-        mean += x[i];
-    mean /= n;
-    for (int i = 0; i < n; i++)
-        var += (x[i] - mean) * (x[i] - mean);
-    double sd = sqrt(var / n + SQUASH_DELTA);
-    for (int i = 0; i < n; i++) {
-        z[i] = (x[i] - mean) / sd;
-        xt[i] = 1.0 / (1.0 + exp(-z[i]));
-    }
-    return sd;
-}
-
-/* log sum_k exp(buf[k]) */
-static double lse(const double *buf, int n)
-{
-    double mx = buf[0], s = 0;
-    for (int k = 1; k < n; k++)
-        mx = buf[k] > mx ? buf[k] : mx;
-    for (int k = 0; k < n; k++)
-        s += exp(buf[k] - mx);
-    return mx + log(s);
-}
-
-/* U, V [iters + 1][n]: u^t, v^t for t = 0..T (u^0 = v^0 = 0) */
-static void sinkhorn_iterate(const sk_problem *pb, sk_ws *ws, double *U, double *V)
-{
-    int n = pb->n;
-    double log_a = -log((double)n), ie = pb->inv_eps;
-    const double *xt = ws->xt, *y = ws->y;
-    memset(U, 0, (size_t)n * sizeof(double));
-    memset(V, 0, (size_t)n * sizeof(double));
-    for (int t = 1; t <= pb->iters; t++) {
-        double *u = U + (long)t * n, *v = V + (long)t * n;
-        const double *vp = V + (long)(t - 1) * n;
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j < n; j++) {
-                double m = xt[i] - y[j];
-                ws->buf[j] = vp[j] - m * m * ie;
-            }
-            u[i] = log_a - lse(ws->buf, n);
-        }
-        for (int j = 0; j < n; j++) {
-            for (int i = 0; i < n; i++) {
-                double m = xt[i] - y[j];
-                ws->buf[i] = u[i] - m * m * ie;
-            }
-            v[j] = log_a - lse(ws->buf, n);
-        }
-    }
-}
-
-/* P [n][n], sorted [n], ranks [n], each optional, from the last potentials */
-static void sk_outputs(const sk_problem *pb, const sk_ws *ws, const double *x,
-                       const double *u, const double *v, double *P, double *sorted,
-                       double *ranks)
-{
-    int n = pb->n;
-    if (sorted)
-        memset(sorted, 0, (size_t)n * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        double r = 0;
-        for (int j = 0; j < n; j++) {
-            double m = ws->xt[i] - ws->y[j];
-            double p = n * exp(u[i] + v[j] - m * m * pb->inv_eps);
-            if (P)
-                P[(long)i * n + j] = p;
-            if (sorted)
-                sorted[j] += p * x[i];
-            r += p * (j + 1);
-        }
-        if (ranks)
-            ranks[i] = r;
-    }
-}
-
-/* ---- reverse pass ---- */
-
-/* seed from dL/dP (cot_P), dL/dsorted, dL/dranks: ubar, vbar, dxt and the direct
- * gradient of sorted with respect to x */
-static void seed_reverse(const sk_problem *pb, sk_ws *ws, const double *x, const double *u,
-                         const double *v, const double *cP, const double *cs,
-                         const double *cr)
-{
-    int n = pb->n;
-    double ie = pb->inv_eps;
-    memset(ws->vbar, 0, (size_t)n * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        double ub = 0, dx = 0, direct = 0;
-        for (int j = 0; j < n; j++) {
-            double m = ws->xt[i] - ws->y[j];
-            double p = n * exp(u[i] + v[j] - m * m * ie);
-            double g = (cP ? cP[(long)i * n + j] : 0) + (cs ? x[i] * cs[j] : 0) +
-                       (cr ? (j + 1) * cr[i] : 0);
-            double h = p * g;
-            ub += h;
-            ws->vbar[j] += h;
-            dx -= 2 * ie * h * m;
-            direct += cs ? p * cs[j] : 0;
-        }
-        ws->ubar[i] = ub;
-        ws->dxt[i] = dx;
-        ws->direct[i] = direct;
-    }
-}
-
-/* one unrolled iteration t backwards: consumes vbar (of v^t), ubar (of u^t), leaves
- * vbar of v^{t-1} */
-static void reverse_step(const sk_problem *pb, sk_ws *ws, const double *u, const double *v,
-                         const double *vp)
-{
-    int n = pb->n;
-    double ie = pb->inv_eps;
-    for (int i = 0; i < n; i++) {
-        double acc = 0, accm = 0;
-        for (int j = 0; j < n; j++) {
-            double m = ws->xt[i] - ws->y[j];
-            double w = n * exp(u[i] + v[j] - m * m * ie) * ws->vbar[j];
-            acc += w;
-            accm += w * m;
-        }
-        ws->ubar[i] -= acc;
-        ws->dxt[i] += 2 * ie * accm;
-    }
-    memset(ws->vbar_next, 0, (size_t)n * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        double accm = 0, ub = ws->ubar[i];
-        for (int j = 0; j < n; j++) {
-            double m = ws->xt[i] - ws->y[j];
-            double w = n * exp(u[i] + vp[j] - m * m * ie) * ub;
-            ws->vbar_next[j] -= w;
-            accm += w * m;
-        }
-        ws->dxt[i] += 2 * ie * accm;
-    }
-    double *t = ws->vbar;
-    ws->vbar = ws->vbar_next;
-    ws->vbar_next = t;
-}
-
-/* grad [n] (+)= J^T (cot_P, cot_sorted, cot_ranks) for one row */
-static void sk_backward_row(const sk_problem *pb, sk_ws *ws, const double *x,
-                            const double *U, const double *V, const double *cP,
-                            const double *cs, const double *cr, double *grad,
-                            int accumulate)
-{
-    int n = pb->n, T = pb->iters;
-    double sd = squash(n, x, ws->z, ws->xt);
-    seed_reverse(pb, ws, x, U + (long)T * n, V + (long)T * n, cP, cs, cr);
-    for (int t = T; t >= 1; t--) {
-        reverse_step(pb, ws, U + (long)t * n, V + (long)t * n, V + (long)(t - 1) * n);
-        memset(ws->ubar, 0, (size_t)n * sizeof(double));
-    }
-    double mdz = 0, mdzz = 0;
-    for (int i = 0; i < n; i++) {
-        ws->dxt[i] *= ws->xt[i] * (1 - ws->xt[i]); /* now d/dz */
-        mdz += ws->dxt[i] / n;
-        mdzz += ws->dxt[i] * ws->z[i] / n;
-    }
-    for (int i = 0; i < n; i++) {
-        double g = ws->direct[i] + (ws->dxt[i] - mdz - ws->z[i] * mdzz) / sd;
-        grad[i] = accumulate ? grad[i] + g : g;
-    }
-}
-
-/* ---- scratch ---- */
-
-static void ws_free(sk_ws *ws)
-{
-    double **bufs[] = {&ws->y,    &ws->z,         &ws->xt,  &ws->buf, &ws->ubar, &ws->vbar,
-                       &ws->vbar_next, &ws->dxt, &ws->direct, &ws->U, &ws->V, &ws->P};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) {
-        da_free(*bufs[k]);
-        *bufs[k] = NULL;
-    }
-}
-
-/* own_potentials: allocate U, V here; with_P: the [n][n] loss buffer */
-static int ws_alloc(sk_ws *ws, const sk_problem *pb, int own_potentials, int with_P)
-{
-    size_t d = (size_t)pb->n * sizeof(double);
-    size_t pot = (size_t)(pb->iters + 1) * d;
-    memset(ws, 0, sizeof *ws);
-    double **vecs[] = {&ws->y,    &ws->z,         &ws->xt,  &ws->buf,
-                       &ws->ubar, &ws->vbar,      &ws->vbar_next, &ws->dxt, &ws->direct};
-    int ok = 1;
-    for (size_t k = 0; k < sizeof vecs / sizeof vecs[0]; k++)
-        ok &= (*vecs[k] = da_malloc(d)) != NULL;
-    if (own_potentials) {
-        ok &= (ws->U = da_malloc(pot)) != NULL;
-        ok &= (ws->V = da_malloc(pot)) != NULL;
-    }
-    if (with_P)
-        ok &= (ws->P = da_malloc(d * (size_t)pb->n)) != NULL;
-    if (!ok) {
-        ws_free(ws);
-        return DA_ENOMEM;
-    }
-    for (int j = 0; j < pb->n; j++)
-        ws->y[j] = (double)j / (pb->n - 1);
-    return DA_OK;
-}
 
 static int worth_threads(int batch, int n) { return batch > 1 && (long)batch * n * n >= 4096; }
 
@@ -255,14 +24,14 @@ typedef struct {
     double *U, *V;                         /* kept potentials [batch][iters+1][n] or NULL */
 } sk_io;
 
-static int sk_run(const sk_problem *pb, int batch, const double *x, const sk_io *io)
+static int sk_run(const da_sk_problem *pb, int batch, const double *x, const sk_io *io)
 {
     int n = pb->n, failed = 0;
     long pot = (long)(pb->iters + 1) * n, nn = (long)n * n;
 #pragma omp parallel if (worth_threads(batch, n))
     {
-        sk_ws ws;
-        int ok = ws_alloc(&ws, pb, !io->U, 0) == DA_OK;
+        da_sk_ws ws;
+        int ok = da_sk_ws_alloc(&ws, pb, !io->U, 0) == DA_OK;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -273,18 +42,18 @@ static int sk_run(const sk_problem *pb, int batch, const double *x, const sk_io 
                 continue;
             long o = (long)b * n;
             double *U = io->U ? io->U + b * pot : ws.U, *V = io->V ? io->V + b * pot : ws.V;
-            squash(n, x + o, ws.z, ws.xt);
-            sinkhorn_iterate(pb, &ws, U, V);
-            sk_outputs(pb, &ws, x + o, U + pb->iters * (long)n, V + pb->iters * (long)n,
+            da_sk_prepare_row(pb, &ws, x + o);
+            da_sk_iterate(pb, &ws, U, V);
+            da_sk_outputs(pb, &ws, x + o, U + pb->iters * (long)n, V + pb->iters * (long)n,
                        io->P ? io->P + b * nn : NULL, io->sorted ? io->sorted + o : NULL,
                        io->ranks ? io->ranks + o : NULL);
             if (io->grad)
-                sk_backward_row(pb, &ws, x + o, U, V, io->cP ? io->cP + b * nn : NULL,
+                da_sk_backward_row(pb, &ws, x + o, U, V, io->cP ? io->cP + b * nn : NULL,
                                 io->cs ? io->cs + o : NULL, io->cr ? io->cr + o : NULL,
                                 io->grad + o, 0);
         }
         if (ok)
-            ws_free(&ws);
+            da_sk_ws_free(&ws);
     }
     return failed ? da_set_error(DA_ENOMEM, "sinkhorn: out of memory for scratch (n = %d, "
                                             "iterations = %d)", n, pb->iters)
@@ -320,16 +89,16 @@ static int check_finite(const char *fn, const double *a, long count, const char 
     return DA_OK;
 }
 
-static sk_problem make_problem(const da_sinkhorn_cfg *cfg)
+static da_sk_problem make_problem(const da_sinkhorn_cfg *cfg)
 {
-    return (sk_problem){cfg->n, cfg->iterations, 1.0 / cfg->epsilon};
+    return (da_sk_problem){cfg->n, cfg->iterations, 1.0 / cfg->epsilon, 0};
 }
 
-int da_sinkhorn_sort(const da_sinkhorn_cfg *cfg, int batch, const double *x, double *P,
-                     double *sorted, double *ranks, const double *cot_P,
-                     const double *cot_sorted, const double *cot_ranks, double *grad_x)
+static int sort_checked(const char *fn, const da_sinkhorn_cfg *cfg, int log_only, int batch,
+                        const double *x, double *P, double *sorted, double *ranks,
+                        const double *cot_P, const double *cot_sorted, const double *cot_ranks,
+                        double *grad_x)
 {
-    const char *fn = "da_sinkhorn_sort";
     int rc = check_cfg(fn, cfg, batch);
     if (rc)
         return rc;
@@ -345,15 +114,33 @@ int da_sinkhorn_sort(const da_sinkhorn_cfg *cfg, int batch, const double *x, dou
         (rc = check_finite(fn, cot_sorted, count, "cot_sorted")) ||
         (rc = check_finite(fn, cot_ranks, count, "cot_ranks")))
         return rc;
-    sk_problem pb = make_problem(cfg);
+    da_sk_problem pb = make_problem(cfg);
+    pb.log_only = log_only;
     sk_io io = {P, sorted, ranks, cot_P, cot_sorted, cot_ranks, grad_x, NULL, NULL};
     return sk_run(&pb, batch, x, &io);
+}
+
+int da_sinkhorn_sort(const da_sinkhorn_cfg *cfg, int batch, const double *x, double *P,
+                     double *sorted, double *ranks, const double *cot_P,
+                     const double *cot_sorted, const double *cot_ranks, double *grad_x)
+{
+    return sort_checked("da_sinkhorn_sort", cfg, 0, batch, x, P, sorted, ranks, cot_P,
+                        cot_sorted, cot_ranks, grad_x);
+}
+
+int da_sinkhorn_sort_log_domain(const da_sinkhorn_cfg *cfg, int batch, const double *x,
+                                double *P, double *sorted, double *ranks, const double *cot_P,
+                                const double *cot_sorted, const double *cot_ranks,
+                                double *grad_x)
+{
+    return sort_checked("da_sinkhorn_sort_log_domain", cfg, 1, batch, x, P, sorted, ranks,
+                        cot_P, cot_sorted, cot_ranks, grad_x);
 }
 
 /* ---- tensor faces of P / sorted / ranks ---- */
 
 typedef struct {
-    sk_problem pb;
+    da_sk_problem pb;
     sk_output what;
     int batch;
     double *U, *V; /* [batch][iters+1][n] in the ctx, when a gradient is needed */
@@ -388,8 +175,8 @@ static int sk_op_backward(da_custom_args *args, const double *og, double *const 
         return da_set_error(DA_ESTATE, "da_sinkhorn: backward without a recorded forward");
 #pragma omp parallel if (worth_threads(st->batch, n))
     {
-        sk_ws ws;
-        int ok = ws_alloc(&ws, &st->pb, 0, 0) == DA_OK;
+        da_sk_ws ws;
+        int ok = da_sk_ws_alloc(&ws, &st->pb, 0, 0) == DA_OK;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -399,13 +186,14 @@ static int sk_op_backward(da_custom_args *args, const double *og, double *const 
             if (!ok)
                 continue;
             long o = (long)b * n;
-            sk_backward_row(&st->pb, &ws, args->in_data[0] + o, st->U + b * pot,
+            da_sk_prepare_row(&st->pb, &ws, args->in_data[0] + o);
+            da_sk_backward_row(&st->pb, &ws, args->in_data[0] + o, st->U + b * pot,
                             st->V + b * pot, st->what == OUT_P ? og + b * nn : NULL,
                             st->what == OUT_SORTED ? og + o : NULL,
                             st->what == OUT_RANKS ? og + o : NULL, ig[0] + o, 1);
         }
         if (ok)
-            ws_free(&ws);
+            da_sk_ws_free(&ws);
     }
     return failed ? da_set_error(DA_ENOMEM, "da_sinkhorn: out of memory in backward") : DA_OK;
 }
@@ -503,7 +291,7 @@ static double bce_row(int n, double *P, const int *rank_of, double scale)
     return sum;
 }
 
-static int sk_loss_run(const char *fn, const sk_problem *pb, int batch, const double *x,
+static int sk_loss_run(const char *fn, const da_sk_problem *pb, int batch, const double *x,
                        const double *targets, double *loss, double *grad)
 {
     int n = pb->n, failed = 0;
@@ -517,8 +305,8 @@ static int sk_loss_run(const char *fn, const sk_problem *pb, int batch, const do
     double scale = 1.0 / ((double)batch * n * n);
 #pragma omp parallel if (worth_threads(batch, n))
     {
-        sk_ws ws;
-        int ok = ws_alloc(&ws, pb, 1, 1) == DA_OK;
+        da_sk_ws ws;
+        int ok = da_sk_ws_alloc(&ws, pb, 1, 1) == DA_OK;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -529,16 +317,16 @@ static int sk_loss_run(const char *fn, const sk_problem *pb, int batch, const do
                 continue;
             long o = (long)b * n;
             true_ranks(n, targets + o, ranks + o);
-            squash(n, x + o, ws.z, ws.xt);
-            sinkhorn_iterate(pb, &ws, ws.U, ws.V);
-            sk_outputs(pb, &ws, x + o, ws.U + pb->iters * (long)n, ws.V + pb->iters * (long)n,
+            da_sk_prepare_row(pb, &ws, x + o);
+            da_sk_iterate(pb, &ws, ws.U, ws.V);
+            da_sk_outputs(pb, &ws, x + o, ws.U + pb->iters * (long)n, ws.V + pb->iters * (long)n,
                        ws.P, NULL, NULL);
             row_loss[b] = bce_row(n, ws.P, ranks + o, scale);
             if (grad)
-                sk_backward_row(pb, &ws, x + o, ws.U, ws.V, ws.P, NULL, NULL, grad + o, 0);
+                da_sk_backward_row(pb, &ws, x + o, ws.U, ws.V, ws.P, NULL, NULL, grad + o, 0);
         }
         if (ok)
-            ws_free(&ws);
+            da_sk_ws_free(&ws);
     }
     double total = 0;
     for (int b = 0; b < batch && !failed; b++)
@@ -549,8 +337,8 @@ static int sk_loss_run(const char *fn, const sk_problem *pb, int batch, const do
     return failed ? da_set_error(DA_ENOMEM, "%s: out of memory for scratch", fn) : DA_OK;
 }
 
-static int sk_loss_checked(const char *fn, const da_sinkhorn_cfg *cfg, int batch,
-                           const double *scores, const double *targets, double *loss,
+static int sk_loss_checked(const char *fn, const da_sinkhorn_cfg *cfg, int log_only,
+                           int batch, const double *scores, const double *targets, double *loss,
                            double *grad)
 {
     long count = (long)batch * cfg->n;
@@ -558,20 +346,33 @@ static int sk_loss_checked(const char *fn, const da_sinkhorn_cfg *cfg, int batch
     if ((rc = check_finite(fn, scores, count, "scores")) ||
         (rc = check_finite(fn, targets, count, "targets")))
         return rc;
-    sk_problem pb = make_problem(cfg);
+    da_sk_problem pb = make_problem(cfg);
+    pb.log_only = log_only;
     return sk_loss_run(fn, &pb, batch, scores, targets, loss, grad);
 }
 
-int da_sinkhorn_loss(const da_sinkhorn_cfg *cfg, int batch, const double *scores,
-                     const double *targets, double *loss, double *grad)
+static int loss_entry(const char *fn, const da_sinkhorn_cfg *cfg, int log_only, int batch,
+                      const double *scores, const double *targets, double *loss, double *grad)
 {
-    const char *fn = "da_sinkhorn_loss";
     int rc = check_cfg(fn, cfg, batch);
     if (rc)
         return rc;
     if (!scores || !targets || !loss)
         return da_set_error(DA_EINVAL, "%s: scores, targets or loss is NULL", fn);
-    return sk_loss_checked(fn, cfg, batch, scores, targets, loss, grad);
+    return sk_loss_checked(fn, cfg, log_only, batch, scores, targets, loss, grad);
+}
+
+int da_sinkhorn_loss(const da_sinkhorn_cfg *cfg, int batch, const double *scores,
+                     const double *targets, double *loss, double *grad)
+{
+    return loss_entry("da_sinkhorn_loss", cfg, 0, batch, scores, targets, loss, grad);
+}
+
+int da_sinkhorn_loss_log_domain(const da_sinkhorn_cfg *cfg, int batch, const double *scores,
+                                const double *targets, double *loss, double *grad)
+{
+    return loss_entry("da_sinkhorn_loss_log_domain", cfg, 1, batch, scores, targets, loss,
+                      grad);
 }
 
 typedef struct {
@@ -588,8 +389,8 @@ static int sk_loss_forward(da_custom_args *args, double *out)
     if (args->in[0]->requires_grad &&
         !(st->grad = da_ctx_alloc(args->ctx, (size_t)count * sizeof(double))))
         return DA_ENOMEM;
-    return sk_loss_checked("da_sinkhorn", &st->cfg, st->batch, args->in_data[0], st->targets,
-                           out, st->grad);
+    return sk_loss_checked("da_sinkhorn", &st->cfg, 0, st->batch, args->in_data[0],
+                           st->targets, out, st->grad);
 }
 
 static int sk_loss_backward(da_custom_args *args, const double *og, double *const *ig)

@@ -1,7 +1,8 @@
 /* softsort.c - SoftSort (Prillo & Eisenschlos, ICML 2020, eq. 1 with |.|, pow = 1): the
  * logits in diffalg's orientation and their exact Jacobian products, through the
- * hard-sorted values too; softmax, loss, Hessian and tensor faces come from the shared
- * engine (relperm.c). Also the orientation conversion to/from the paper's layout. */
+ * hard-sorted values too, and the ranking loss fused in O(n log n); softmax, Hessian and
+ * tensor faces come from the shared engine (relperm.c). Also the orientation conversion
+ * to/from the paper's layout. */
 #include <math.h>
 
 #include "relperm.h"
@@ -52,7 +53,88 @@ static void ss_vjp(int n, double tau, const double *x, const int *order, const d
         gx[i] /= tau;
 }
 
-static const da_relperm_kind softsort_kind = {"da_softsort", ss_logits, ss_jvp, ss_vjp};
+/* ---- the fused loss in O(n) after the sort ----
+ * Column j of P is exp(-|x_i - a_j| / tau) / S_j: along the ascending values a, every
+ * kernel sum over the elements below (or above) a_k follows from the one of the previous
+ * (next) distinct value times exp(-gap / tau), so S_j and the row and column sums of the
+ * gradient take O(n) products and n - 1 exponentials. */
+
+/* a gap of more than GAP_FLUSH tau contributes exp(-gap / tau) < 1e-260: taken as 0 */
+#define GAP_FLUSH 600.0
+
+/* along the ascending values a [n] (tied values form one group), with f[k] =
+ * exp(-(a[k+1] - a[k]) / tau) and weights w (NULL: all 1):
+ *   lo[k] = sum_{j : a_j < a_k} w_j exp(-(a_k - a_j) / tau),
+ *   hi[k] = sum_{j : a_j > a_k} w_j exp(-(a_j - a_k) / tau),
+ *   same[k] = sum_{j : a_j = a_k} w_j (or NULL) */
+static void kernel_sums(int n, const double *a, const double *f, const double *w, double *lo,
+                        double *hi, double *same)
+{
+    double carry = 0.0;
+    for (int r = 0, e; r < n; r = e) {
+        double group = 0.0;
+        for (e = r; e < n && a[e] == a[r]; e++)
+            group += w ? w[e] : 1.0;
+        for (int k = r; k < e; k++) {
+            lo[k] = carry;
+            if (same)
+                same[k] = group;
+        }
+        carry = e < n ? f[e - 1] * (carry + group) : 0.0;
+    }
+    carry = 0.0;
+    for (int e = n, r; e > 0; e = r) {
+        double group = 0.0;
+        for (r = e; r > 0 && a[r - 1] == a[e - 1]; r--)
+            group += w ? w[r - 1] : 1.0;
+        for (int k = r; k < e; k++)
+            hi[k] = carry;
+        carry = r > 0 ? f[r - 1] * (carry + group) : 0.0;
+    }
+}
+
+/* l_b = (1/n) sum_j (log S_j + |x_{t_j} - a_j| / tau); with rowP_k = lo_w - hi_w (w =
+ * 1/S) and colP_j = w_j (hi - lo), the VJP (ss_vjp) of G = (P - Q)/n is
+ *   gx_m = (-rowP_k + colP_k + sign(x_m - a_{rank_t(m)}) - sign(x_{t_k} - a_k)) / (n tau)
+ * for the input m at ascending position k. tmp: [7][n]; itmp: [2][n] */
+static double ss_loss(int n, double tau, const double *x, const int *order, const int *target,
+                      double *gx, double *tmp, int *itmp)
+{
+    double *a = tmp, *f = tmp + n, *lo = tmp + 2 * n, *hi = tmp + 3 * n, *S = tmp + 4 * n;
+    double *lo_w = tmp + 5 * n, *hi_w = tmp + 6 * n, inv = 1.0 / tau, l = 0.0;
+    int *pos = itmp, *rank_t = itmp + n;
+    for (int k = 0; k < n; k++)
+        a[k] = x[order[k]];
+    for (int k = 0; k + 1 < n; k++) {
+        double gap = (a[k + 1] - a[k]) * inv;
+        f[k] = gap < GAP_FLUSH ? exp(-gap) : 0.0;
+    }
+    kernel_sums(n, a, f, NULL, lo, hi, S);
+    for (int j = 0; j < n; j++) {
+        S[j] += lo[j] + hi[j];
+        l += fabs(x[target[j]] - a[j]) * inv;
+    }
+    l = (l + da_relperm_sum_log(n, S)) / n;
+    if (!gx)
+        return l;
+    for (int j = 0; j < n; j++) {
+        S[j] = 1.0 / S[j]; /* now w */
+        pos[order[j]] = j;
+        rank_t[target[j]] = j;
+    }
+    kernel_sums(n, a, f, S, lo_w, hi_w, NULL);
+    double scale = inv / n;
+    for (int m = 0; m < n; m++) {
+        int k = pos[m];
+        double row = lo_w[k] - hi_w[k], col = S[k] * (hi[k] - lo[k]);
+        double q = da_relperm_sign(x[m] - a[rank_t[m]]) - da_relperm_sign(x[target[k]] - a[k]);
+        gx[m] = (col - row + q) * scale;
+    }
+    return l;
+}
+
+static const da_relperm_kind softsort_kind = {"da_softsort", ss_logits, ss_jvp, ss_vjp,
+                                              ss_loss};
 
 static int no_cfg(const char *fn)
 {

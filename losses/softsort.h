@@ -25,7 +25,10 @@
  * sample, batch-mean convention below) and an exact O(n^2) hvp on the tensor face
  * (da_hessian reports DA_HESSIAN_EXACT). The Hessian does not depend on the targets.
  *
- * Cost O(n^2) per sample, OpenMP over the batch. Errors and ownership as in
+ * Cost per sample: the operator O(n^2); the loss and its gradient O(n log n) time and O(n)
+ * memory (the column normalisers and the gradient's row and column sums are one-sided
+ * kernel sums along the sorted values, n - 1 exponentials), never forming P. OpenMP over
+ * the batch. Errors and ownership as in
  * neuralsort.h (DA_SOFTSORT_MAX_N). */
 #ifndef DA_SOFTSORT_H
 #define DA_SOFTSORT_H

@@ -238,6 +238,52 @@ void rp_check_loss(const rp_ops *ops, int n, double tau, int batch)
     free(fd);
 }
 
+/* the fused loss against the operator: the column CE of P, and the VJP of
+ * cot = -Q / (batch n P), whose column-softmax VJP is (P - Q) / (batch n), i.e. the loss
+ * gradient built from P. Targets are x plus noise of size `mix` (so P at the true
+ * positions stays far from underflow even where P is nearly hard), and two elements of
+ * every sample are tied. */
+void rp_check_loss_vs_operator(const rp_ops *ops, int n, double tau, int batch, double mix)
+{
+    long m = (long)batch * n, nn = (long)n * n;
+    double *x = alloc_doubles(m), *t = alloc_doubles(m), *g = alloc_doubles(m);
+    double *gop = alloc_doubles(m), *P = alloc_doubles(batch * nn);
+    double *cot = alloc_doubles(batch * nn);
+    int *order = malloc(2 * (size_t)n * sizeof *order);
+    ck_assert_ptr_nonnull(order);
+    gc_random(x, m, 500 + n, -2, 2);
+    gc_random(t, m, 600 + n, -mix, mix);
+    for (int b = 0; b < batch; b++)
+        x[(long)b * n + 3 % n] = x[(long)b * n + 1];
+    for (long k = 0; k < m; k++)
+        t[k] += x[k];
+    double loss, ce = 0;
+    ck_assert_int_eq(ops->loss(n, tau, batch, x, t, &loss, g), DA_OK);
+    ck_assert_int_eq(ops->apply(n, tau, batch, x, P, NULL, NULL), DA_OK);
+    for (int b = 0; b < batch; b++) {
+        da_rank_argsort(n, t + (long)b * n, order, order + n);
+        for (int j = 0; j < n; j++) {
+            long at = b * nn + (long)order[j] * n + j;
+            ck_assert_double_gt(P[at], 1e-300);
+            ce -= log(P[at]);
+            cot[at] = -1.0 / ((double)batch * n * P[at]);
+        }
+    }
+    ce /= (double)batch * n;
+    ck_assert_msg(fabs(loss - ce) <= 1e-11 * fmax(1, fabs(ce)), "%s n=%d tau=%g: loss %.17g "
+                  "vs CE of P %.17g", ops->name, n, tau, loss, ce);
+    ck_assert_int_eq(ops->apply(n, tau, batch, x, NULL, cot, gop), DA_OK);
+    ck_assert_msg(sym_rel_err(g, gop, m) < 1e-11, "%s n=%d tau=%g: loss grad vs VJP %g",
+                  ops->name, n, tau, sym_rel_err(g, gop, m));
+    free(x);
+    free(t);
+    free(g);
+    free(gop);
+    free(P);
+    free(cot);
+    free(order);
+}
+
 /* ---- second order ---- */
 typedef struct {
     const rp_ops *ops;

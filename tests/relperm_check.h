@@ -30,6 +30,9 @@ void rp_check_vjp_fd(const rp_ops *ops, int n, double tau, int batch);
 /* the loss is the column cross-entropy of the header; its gradient matches central
  * differences; near-zero loss for perfectly ordered scores at small tau */
 void rp_check_loss(const rp_ops *ops, int n, double tau, int batch);
+/* the fused loss and its gradient against the CE and the VJP of the operator's P, at
+ * targets = x + noise of size mix, with ties (both < 1e-11 relative) */
+void rp_check_loss_vs_operator(const rp_ops *ops, int n, double tau, int batch, double mix);
 /* plain Hessian vs central differences of the exact gradient, symmetry, zero cross
  * blocks; da_hessian on the tensor face: exact path and finite-difference path agree */
 void rp_check_hessian(const rp_ops *ops, int n, double tau, int batch);

@@ -4,7 +4,9 @@
  * rows), 64-sample class counts against the hard logits, constant folding / merging /
  * dead-gate elimination on a hand-built network, the exported C compiled with the
  * system compiler (cc) and run, and the Verilog export simulated with iverilog when
- * iverilog is installed. */
+ * iverilog is installed; a convolutional network (logic tree convolutions, OR pooling)
+ * trained on synthetic bar images: it learns the task, and its unrolled circuit, the
+ * exported C and the Verilog predict exactly as the hard mode on a test set. */
 #include <check.h>
 #include <math.h>
 #include <omp.h>
@@ -283,6 +285,95 @@ static void check_verilog(const da_logicnet *net, const char *dir, int n, const 
     da_logic_circuit_free(circ);
 }
 
+/* n 8 x 8 images of noise in [0, 0.45) with a bar of 5 pixels in [0.6, 1): label 0 a
+ * horizontal bar, label 1 a vertical one, at a random place */
+static void bar_images(da_rng *r, int n, float *x, int *y)
+{
+    for (int s = 0; s < n; s++) {
+        float *im = x + (size_t)s * 64;
+        for (int i = 0; i < 64; i++)
+            im[i] = (float)(0.45 * da_rng_uniform(r));
+        y[s] = (int)da_rng_int(r, 2);
+        int line = (int)da_rng_int(r, 8), start = (int)da_rng_int(r, 4);
+        for (int i = 0; i < 5; i++) {
+            int row = y[s] ? start + i : line, col = y[s] ? line : start + i;
+            im[row * 8 + col] = (float)(0.6 + 0.4 * da_rng_uniform(r));
+        }
+    }
+}
+
+/* tree(8 kernels, depth 2, 3 x 3, pad 1) -> OR pool 2 -> tree(8, depth 2, 3 x 3, pad 1)
+ * -> 2 dense layers of 64 -> 2 classes, trained with Adam on 256 images */
+static da_logicnet *trained_conv(da_rng *r)
+{
+    static const da_logic_conv_spec st[3] = {{DA_LOGIC_CONV_TREE, 0, 0, 0, 8, 2, 3, 1, 1},
+                                             {DA_LOGIC_CONV_OR_POOL, 0, 0, 0, 0, 0, 2, 2, 0},
+                                             {DA_LOGIC_CONV_TREE, 0, 0, 0, 8, 2, 3, 1, 1}};
+    da_logicnet_cfg c = da_logicnet_default_cfg(64, 2, 64, 2);
+    c.tau = 4;
+    c.seed = 3;
+    c.n_conv = 3;
+    c.conv = st;
+    c.image_h = c.image_w = 8;
+    c.residual_init = 1;
+    da_logicnet *net = da_logicnet_new(&c);
+    ck_assert_msg(net != NULL, "%s", da_last_error());
+    da_optim_cfg oc = da_adam_cfg(0.05);
+    da_optim *opt = da_optim_new(net->params, net->n_params, &oc);
+    enum { N = 256, B = 32 };
+    float x[N * 64];
+    int y[N];
+    double bits[B * 64], z[B * 2], gz[B * 2], loss;
+    bar_images(r, N, x, y);
+    for (int step = 0; step < 160; step++) {
+        int off = step % (N / B) * B;
+        da_optim_zero_grad(opt);
+        ck_assert_int_eq(da_logicnet_binarize(net, B, x + off * 64, bits), DA_OK);
+        ck_assert_int_eq(da_logicnet_forward(net, B, bits, 0, z), DA_OK);
+        ck_assert_int_eq(da_logicnet_cross_entropy(B, 2, z, y + off, &loss, gz), DA_OK);
+        ck_assert_int_eq(da_logicnet_backward(net, gz, NULL), DA_OK);
+        ck_assert_int_eq(da_optim_step(opt), DA_OK);
+    }
+    da_optim_free(opt);
+    return net;
+}
+
+static void check_verilog(const da_logicnet *net, const char *dir, int n, const float *x);
+static int have_iverilog(void);
+
+START_TEST(test_conv_network)
+{
+    char dir[] = "/tmp/test_logic_compile.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    da_rng *r = da_rng_new(12);
+    da_logicnet *net = trained_conv(r);
+    enum { N = 300 };
+    float *x = malloc(N * 64 * sizeof *x);
+    int y[N], pred[N], correct = 0;
+    bar_images(r, N, x, y);
+    ck_assert_int_eq(da_logicnet_predict(net, N, x, pred, NULL), DA_OK);
+    for (int i = 0; i < N; i++)
+        correct += pred[i] == y[i];
+    ck_assert_int_gt(correct, 0.85 * N); /* chance: 150 */
+    da_logic_circuit *circ = da_logic_circuit_new(net);
+    ck_assert_msg(circ != NULL, "%s", da_last_error());
+    da_logic_circuit_stats st = da_logic_circuit_get_stats(circ);
+    /* unrolled: 8 x 64 x 3 + 8 x 16 x 3 tree gates, 8 x 16 x 3 OR gates, 128 neurons */
+    ck_assert_int_eq(st.gates_before, 8 * 64 * 3 + 8 * 16 * 3 + 8 * 16 * 3 + 128);
+    ck_assert_int_gt(st.gates_after, 0);
+    ck_assert_int_lt(st.gates_after, st.gates_before);
+    expect_same_predictions(net, circ, N, x);
+    check_exported_c(net, circ, dir, N, x);
+    if (have_iverilog())
+        check_verilog(net, dir, 64, x);
+    da_logic_circuit_free(circ);
+    free(x);
+    da_logicnet_free(net);
+    da_rng_free(r);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_verilog_export)
 {
     if (!have_iverilog()) { /* the issue asks for the simulation only where installed */
@@ -340,6 +431,7 @@ int main(void)
     tcase_add_test(tc, test_folding_and_dead_gates);
     tcase_add_test(tc, test_trained_monk_and_c_export);
     tcase_add_test(tc, test_verilog_export);
+    tcase_add_test(tc, test_conv_network);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

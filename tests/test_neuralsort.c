@@ -98,6 +98,11 @@ START_TEST(test_loss)
     rp_check_loss(&ops, 5, 0.1, 3);
     rp_check_loss(&ops, 8, 1.0, 2);
     rp_check_loss(&ops, 16, 0.5, 2);
+    /* one block of columns (n span / tau <= 150), a few blocks, one column per block */
+    static const int ns[] = {2, 3, 7, 64, 64, 64, 200, 300};
+    static const double taus[] = {1.0, 0.05, 0.3, 2.0, 0.2, 0.01, 1.0, 3.0};
+    for (int c = 0; c < 8; c++)
+        rp_check_loss_vs_operator(&ops, ns[c], taus[c], 3, 0.3);
 }
 END_TEST
 

@@ -12,6 +12,7 @@
 #include "gradcheck.h"
 #include "refs.h"
 #include "sinkhorn.h"
+#include "sinkhorn_impl.h"
 
 enum { W_P, W_SORTED, W_RANKS };
 
@@ -296,6 +297,67 @@ START_TEST(test_ties)
 }
 END_TEST
 
+/* ---- the scaling domain against the log domain ---- */
+
+static double rel_err(const double *a, const double *b, long n)
+{
+    double d = 0, m = 1e-300;
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs(a[i] - b[i]));
+        m = fmax(m, fmax(fabs(a[i]), fabs(b[i])));
+    }
+    return d / m;
+}
+
+/* every output, VJP, loss and loss gradient of the public entry points (scaling domain
+ * where safe) equals the log-domain computation to 1e-12 (normwise relative); rows with
+ * an outlier at small epsilon stay in the log domain (bitwise equal) */
+START_TEST(test_scaling_domain)
+{
+    enum { B = 3, MAXN = 70 };
+    static const int ns[] = {2, 3, 5, 16, 17, 40, 70, 6, 9};
+    static const double eps[] = {0.5, 0.1, 0.05, 0.1, 0.02, 0.01, 0.1, 0.01, 0.005};
+    static const int iters[] = {3, 50, 20, 50, 30, 2000, 10, 500, 40};
+    static double x[B * MAXN], t[B * MAXN], P[2][B * MAXN * MAXN], s[2][B * MAXN];
+    static double r[2][B * MAXN], cP[B * MAXN * MAXN], cs[B * MAXN], cr[B * MAXN];
+    static double g[2][B * MAXN], lg[2][B * MAXN];
+    for (int c = 0; c < 9; c++) {
+        int n = ns[c];
+        long m = (long)B * n;
+        da_sinkhorn_cfg cfg = {n, eps[c], iters[c]};
+        gc_random(x, m, 90 + c, -2, 2);
+        gc_random(t, m, 190 + c, -2, 2);
+        gc_random(cP, m * n, 290 + c, -1, 1);
+        gc_random(cs, m, 390 + c, -1, 1);
+        gc_random(cr, m, 490 + c, -1, 1);
+        x[n - 1] = 40; /* an outlier in row 0 */
+        double loss[2];
+        ck_assert_int_eq(da_sinkhorn_sort(&cfg, B, x, P[0], s[0], r[0], cP, cs, cr, g[0]), 0);
+        ck_assert_int_eq(da_sinkhorn_sort_log_domain(&cfg, B, x, P[1], s[1], r[1], cP, cs, cr,
+                                                     g[1]), 0);
+        ck_assert_int_eq(da_sinkhorn_loss(&cfg, B, x, t, &loss[0], lg[0]), 0);
+        ck_assert_int_eq(da_sinkhorn_loss_log_domain(&cfg, B, x, t, &loss[1], lg[1]), 0);
+        /* the BCE amplifies rounding in P by 1/(1 - P): near-hard P gets 1e-9 */
+        double pmax = 0;
+        for (long k = 0; k < m * n; k++)
+            pmax = fmax(pmax, P[1][k]);
+        double ltol = pmax < 1 - 1e-3 ? 1e-12 : 1e-9;
+        double e[6] = {rel_err(P[0], P[1], m * n), rel_err(s[0], s[1], m),
+                       rel_err(r[0], r[1], m), rel_err(g[0], g[1], m),
+                       fabs(loss[0] - loss[1]) / loss[1] / ltol * 1e-12,
+                       rel_err(lg[0], lg[1], m) / ltol * 1e-12};
+        if (n == 2) /* P is constant: the gradients are rounding noise of size 1e-17 */
+            e[3] = e[5] = 0;
+        for (int k = 0; k < 6; k++)
+            ck_assert_msg(e[k] < 1e-12, "n=%d eps=%g iters=%d: output %d differs by %g", n,
+                          eps[c], iters[c], k, e[k]);
+        ck_assert(da_all_finite(g[0], m) && da_all_finite(lg[0], m));
+        if (eps[c] == 0.005) /* every row: C / eps > 100 somewhere, the log domain */
+            ck_assert_int_eq(memcmp(P[0], P[1], (size_t)m * n * sizeof(double)), 0);
+    }
+}
+END_TEST
+
 /* ---- errors ---- */
 
 START_TEST(test_errors)
@@ -390,6 +452,7 @@ int main(void)
     tcase_add_test(tc, test_loss);
     tcase_add_test(tc, test_tensor_faces);
     tcase_add_test(tc, test_ties);
+    tcase_add_test(tc, test_scaling_domain);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
