@@ -472,7 +472,11 @@ static int load_state(const char *path, da_logicnet *net, da_optim *opt, da_rng 
     char name[32];
     long epoch = 0;
     size_t n;
-    int rc = da_checkpoint_load(path, &ck);
+    char rejected[512];
+    int rc = da_checkpoint_load_latest(path, &ck, rejected, sizeof rejected);
+    if (!rc && rejected[0])
+        ex_log("resuming: %s rejected (%s); using the previous checkpoint %s%s", path,
+               rejected, path, DA_CHECKPOINT_PREV_SUFFIX);
     for (int p = 0; p < net->n_params && !rc; p++) {
         snprintf(name, sizeof name, "w%d", p);
         rc = da_checkpoint_get_tensor(ck, name, net->params[p]);
