@@ -80,7 +80,7 @@ static double bench_cnn_step(int batch, int runs, int warmup)
 {
     static const int channels[2] = {32, 64}, fc[2] = {64, 10};
     da_rng *rng = da_rng_new(1);
-    da_model *m = da_model_cnn(DA_F32, 1, 28, 28, 2, channels, 5, 2, fc, rng);
+    da_model *m = da_model_cnn(DA_F32, 1, 28, 28, 2, channels, 5, 0, 2, fc, rng);
     da_optim_cfg cfg = da_adam_cfg(1e-3);
     da_optim *opt = m ? da_optim_new(da_model_params(m), da_model_n_params(m), &cfg) : NULL;
     da_ctx *ctx = da_ctx_new();

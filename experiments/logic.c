@@ -92,7 +92,7 @@ static void usage(FILE *f)
           "  --split-seed  the data split (default 0)\n"
           "  --out         JSON lines: configuration, then one line per evaluation\n"
           "  --checkpoint  write the training state to FILE after every epoch\n"
-          "  --resume      continue from the --checkpoint FILE\n"
+          "  --resume      continue from FILE (from FILE.prev if FILE is damaged)\n"
           "  --save        write the trained network to NET\n"
           "  --export-c    write the compiled network as standalone C (cc -O2\n"
           "                -DLOGICNET_MAIN FILE.c gives a program; see logic_compile.h)\n"

@@ -9,8 +9,9 @@
  * Training sets are drawn afresh every step from the train pool (rng of --seed); the test
  * set is a fixed list of --test-sets sets drawn from the test pool with its own seed
  * (--split-seed + 1), the same for every method and seed.
- * Model: the papers' CNN, conv 5x5x32 - relu - maxpool 2 - conv 5x5x64 - relu - maxpool 2
- * - fc 64 - relu - fc 1, one score per item (F32). Loss: any ranking method of
+ * Model: the papers' CNN as diffsort's experiment code builds it, conv 5x5x32 (zero padding
+ * 2) - relu - maxpool 2 - conv 5x5x64 (padding 2) - relu - maxpool 2 - fc 64 - relu - fc 1,
+ * one score per item (F32). Loss: any ranking method of
  * losses/ranking.h by name, optionally through a Newton loss (optim/newton.h): hessian
  * (per-sample Hessian of the method's loss) or fisher (InjectFisher). Adam, lr 10^-3.5 as
  * diffsort. Metrics (diffsort's): exact match, element-wise accuracy, exact match of the
@@ -61,8 +62,9 @@ static void usage(FILE *f)
           "  --newton-lambda its regularisation lambda (default 1)\n"
           "  --test-sets     fixed test sets (default 1000)\n"
           "  --split-seed    train/test split of the digit pool (default 0)\n"
-          "  --checkpoint    write the training state to F at every evaluation\n"
-          "  --resume        continue a killed run from the --checkpoint F\n", f);
+          "  --checkpoint    write the training state to F at every evaluation (the one\n"
+          "                  before is kept as F.prev)\n"
+          "  --resume        continue a killed run from F (from F.prev if F is damaged)\n", f);
 }
 
 static config parse_args(int argc, char **argv)
@@ -338,7 +340,7 @@ int main(int argc, char **argv)
     t.method = da_ranking_new(c.method, n);
     if (!t.method)
         ex_die(2, "--method %s: %s", c.method, da_last_error());
-    t.model = da_model_cnn(DA_F32, 1, 28, ITEM_W, 2, channels, 5, 2, fc, rng);
+    t.model = da_model_cnn(DA_F32, 1, 28, ITEM_W, 2, channels, 5, 2, 2, fc, rng);
     da_optim_cfg ocfg = da_adam_cfg(c.lr);
     t.opt = t.model ? da_optim_new(da_model_params(t.model), da_model_n_params(t.model), &ocfg) : NULL;
     t.values = malloc((size_t)B * n * sizeof(double));

@@ -5,8 +5,8 @@ sorting experiment (Petersen et al., ICML 2021 §5.1) on this project's digits.
 Setup of diffsort's experiments/main.py: sets of n four-digit numbers, each rendered as
 four MNIST digits side by side (1 x 28 x 112, gray levels in [0, 1]); the CNN
 conv 5x5x32 - relu - maxpool 2 - conv 5x5x64 - relu - maxpool 2 - fc 64 - relu - fc 1
-(one score per number; --pad 0 is the C program's CNN, --pad 2 is diffsort's
-models.MultiDigitMNISTNet with 'same' convolutions); the odd-even sorting network with the
+(one score per number; zero padding 2, 'same' convolutions, as diffsort's
+models.MultiDigitMNISTNet and the C program); the odd-even sorting network with the
 Cauchy sigmoid, alpha = atan(s (b - a)) / pi + 1/2, steepness s (diffsort's functional.py);
 loss: binary cross-entropy between the relaxed permutation matrix P [b][i][j] (weight of
 input i at ascending position j) and the true one, mean over all entries; Adam, lr 10^-3.5.
@@ -22,7 +22,7 @@ Timing: each training step (drawing and rendering the batch, forward, backward, 
 is timed; evaluation is excluded. The last line reports ms/step.
 
 usage: /usr/bin/python3 experiments/ranking_torch.py [--n 5] [--batch 25] [--steps 30]
-       [--threads 2] [--eval-every K] [--test-sets 1000] [--seed 0] [--pad 0|2]
+       [--threads 2] [--eval-every K] [--test-sets 1000] [--seed 0]
 (Debian's python3-torch; nothing else is installed.)"""
 import argparse
 import gzip
@@ -149,8 +149,6 @@ def main():
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--steepness", type=float, default=10.0)
     ap.add_argument("--lr", type=float, default=10 ** -3.5)
-    ap.add_argument("--pad", type=int, default=0, choices=[0, 2],
-                    help="0: the C program's CNN; 2: diffsort's models.py ('same' convs)")
     ap.add_argument("--data", default=os.path.join(here, "..", "data"))
     ap.add_argument("--out", help="append one JSON line per evaluation to this file")
     args = ap.parse_args()
@@ -166,7 +164,7 @@ def main():
                                         args.test_sets, args.n)
     rng = np.random.default_rng(args.seed)
 
-    model = RankingCNN(args.pad)
+    model = RankingCNN(pad=2)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     layers = odd_even_layers(args.n)
     out = open(args.out, "a") if args.out else None
@@ -195,9 +193,9 @@ def main():
     if out:
         out.close()
     warm = times[3:] if len(times) > 3 else times
-    print("PyTorch %s ranking (pad %d), n %d, batch %d sets, %d steps, %d threads: "
+    print("PyTorch %s ranking, n %d, batch %d sets, %d steps, %d threads: "
           "%.1f ms/step (mean of all steps), %.1f ms/step (mean after 3), %.1f ms median, "
-          "%.1f ms cpu/step" % (torch.__version__, args.pad, args.n, args.batch, args.steps,
+          "%.1f ms cpu/step" % (torch.__version__, args.n, args.batch, args.steps,
                                 args.threads, 1e3 * statistics.mean(times),
                                 1e3 * statistics.mean(warm), 1e3 * statistics.median(times),
                                 1e3 * statistics.mean(cpu)))

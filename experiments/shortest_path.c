@@ -84,8 +84,9 @@ static void usage(FILE *f)
           "  --test-maps     test samples (1000)\n"
           "  --split-seed    digit split and maps (terrain), data (pyepo) (default 0)\n"
           "  --features, --deg, --noise   pyepo: p (5), polynomial degree (4), noise (0.5)\n"
-          "  --checkpoint    write the training state to F at every evaluation\n"
-          "  --resume        continue a killed run from the --checkpoint F\n", f);
+          "  --checkpoint    write the training state to F at every evaluation (the one\n"
+          "                  before is kept as F.prev)\n"
+          "  --resume        continue a killed run from F (from F.prev if F is damaged)\n", f);
 }
 
 static config parse_args(int argc, char **argv)

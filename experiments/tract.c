@@ -247,7 +247,7 @@ static da_model *build_model(const config *c, da_rng *rng)
     static const int channels[2] = {16, 32}, fc[2] = {64, 10};
     static const int sizes[6] = {784, 400, 400, 400, 400, 10};
     da_model *m = c->task == TASK_FASHION_CNN
-                      ? da_model_cnn(DA_F32, 1, 28, 28, 2, channels, 5, 2, fc, rng)
+                      ? da_model_cnn(DA_F32, 1, 28, 28, 2, channels, 5, 0, 2, fc, rng)
                       : da_model_mlp(DA_F32, 6, sizes, rng);
     if (!m)
         ex_die(1, "building the model: %s", da_last_error());

@@ -46,7 +46,7 @@ static void usage(FILE *f)
           "  --out        JSON lines: configuration, then one line per epoch\n"
           "  --threads    OpenMP and OpenBLAS threads (default: OMP_NUM_THREADS or all)\n"
           "  --checkpoint write the training state to FILE after every epoch\n"
-          "  --resume     continue from the --checkpoint FILE\n", f);
+          "  --resume     continue from FILE (from FILE.prev if FILE is damaged)\n", f);
 }
 
 static config parse_args(int argc, char **argv)
@@ -76,7 +76,7 @@ static config parse_args(int argc, char **argv)
 static da_model *build_model(int kind, da_rng *rng)
 {
     static const int channels[2] = {32, 64}, fc[2] = {64, 10}, sizes[4] = {784, 256, 128, 10};
-    da_model *m = kind == MODEL_CNN ? da_model_cnn(DA_F32, 1, 28, 28, 2, channels, 5, 2, fc, rng)
+    da_model *m = kind == MODEL_CNN ? da_model_cnn(DA_F32, 1, 28, 28, 2, channels, 5, 0, 2, fc, rng)
                                     : da_model_mlp(DA_F32, 4, sizes, rng);
     if (!m)
         ex_die(1, "building the model: %s", da_last_error());

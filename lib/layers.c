@@ -304,7 +304,8 @@ da_model *da_model_mlp(da_dtype dtype, int n_sizes, const int *sizes, da_rng *rn
 }
 
 da_model *da_model_cnn(da_dtype dtype, int in_ch, int H, int W, int n_conv,
-                       const int *channels, int k, int n_fc, const int *fc, da_rng *rng)
+                       const int *channels, int k, int pad, int n_fc, const int *fc,
+                       da_rng *rng)
 {
     const char *who = "da_model_cnn";
     if (!rng || (n_conv > 0 && !channels) || (n_fc > 0 && !fc) || n_conv < 0 || n_fc < 0 ||
@@ -312,21 +313,21 @@ da_model *da_model_cnn(da_dtype dtype, int in_ch, int H, int W, int n_conv,
         da_set_error(DA_EINVAL, "%s: NULL channels/fc/rng or negative counts", who);
         return NULL;
     }
-    if (in_ch < 1 || H < 1 || W < 1 || k < 1) {
-        da_set_error(DA_ERANGE, "%s: in_ch %d, H %d, W %d, k %d must be >= 1", who, in_ch, H,
-                     W, k);
+    if (in_ch < 1 || H < 1 || W < 1 || k < 1 || pad < 0 || pad >= k) {
+        da_set_error(DA_ERANGE, "%s: in_ch %d, H %d, W %d, k %d must be >= 1, pad %d in [0, k)",
+                     who, in_ch, H, W, k, pad);
         return NULL;
     }
     da_model *m = da_model_new(dtype);
     int ch = in_ch, rc = m ? DA_OK : DA_ENOMEM;
     for (int i = 0; i < n_conv && !rc; i++) {
-        H = (H - k + 1) / 2; /* conv k x k, pad 0, then maxpool 2 */
-        W = (W - k + 1) / 2;
+        H = (H + 2 * pad - k + 1) / 2; /* conv k x k, then maxpool 2 */
+        W = (W + 2 * pad - k + 1) / 2;
         if (H < 1 || W < 1) {
             rc = da_set_error(DA_ESHAPE, "%s: the image vanishes after conv block %d", who, i);
             break;
         }
-        rc = da_model_add_conv2d(m, ch, channels[i], k, 1, 0, DA_INIT_TORCH_DEFAULT, rng);
+        rc = da_model_add_conv2d(m, ch, channels[i], k, 1, pad, DA_INIT_TORCH_DEFAULT, rng);
         if (!rc)
             rc = da_model_add_relu(m);
         if (!rc)

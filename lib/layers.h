@@ -97,11 +97,12 @@ void da_model_zero_grad(da_model *m);
  * MLP: sizes[0] -> sizes[1] -> ... -> sizes[n_sizes-1], linear layers with ReLU
  * between them (none after the last); n_sizes >= 2.
  * CNN ("the papers' CNN"): for each of the n_conv entries of channels, conv k x k
- * (stride 1, pad 0) -> relu -> maxpool 2 (stride 2); then flatten and fully connected
+ * (stride 1, zero padding pad) -> relu -> maxpool 2 (stride 2); then flatten and fully connected
  * layers in_features -> fc[0] -> ... -> fc[n_fc-1] with ReLU between (none after the
  * last). Input x [N][in_ch][H][W]; H and W must stay >= 1 through the stack. */
 da_model *da_model_mlp(da_dtype dtype, int n_sizes, const int *sizes, da_rng *rng);
 da_model *da_model_cnn(da_dtype dtype, int in_ch, int H, int W, int n_conv,
-                       const int *channels, int k, int n_fc, const int *fc, da_rng *rng);
+                       const int *channels, int k, int pad, int n_fc, const int *fc,
+                       da_rng *rng);
 
 #endif

@@ -160,7 +160,7 @@ static int precond_call(const void *p)
     CHECK(da_tract_linear_grad(B, 5, 3, X, G, 0.1, gW));
     CHECK(da_isaac_linear_grad(B, 5, 3, X, G, 0.1, gW));
     CHECK_PTR(rng = da_rng_new(4));
-    CHECK_PTR(m = da_model_cnn(DA_F64, 1, 6, 6, 1, ch, 3, 1, fc, rng));
+    CHECK_PTR(m = da_model_cnn(DA_F64, 1, 6, 6, 1, ch, 3, 0, 1, fc, rng));
     for (int i = 0; i < da_model_n_layers(m); i++) {
         da_layer *l = da_model_layer(m, i);
         if (l->kind == DA_LAYER_CONV2D)

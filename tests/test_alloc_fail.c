@@ -83,7 +83,7 @@ static int graph_call(const void *p)
     CHECK_PTR(rng = da_rng_new(1));
     if (a->cnn) {
         int ch[1] = {2}, fc[1] = {NI};
-        CHECK_PTR(m = da_model_cnn(DA_F64, 1, 8, 8, 1, ch, 3, 1, fc, rng));
+        CHECK_PTR(m = da_model_cnn(DA_F64, 1, 8, 8, 1, ch, 3, 0, 1, fc, rng));
     } else {
         int sizes[3] = {6, 8, NI};
         CHECK_PTR(m = da_model_mlp(DA_F64, 3, sizes, rng));

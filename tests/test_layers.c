@@ -64,7 +64,7 @@ START_TEST(test_cnn_structure)
 {
     da_rng *rng = da_rng_new(1);
     int ch[2] = {32, 64}, fc[2] = {64, 10};
-    da_model *m = da_model_cnn(DA_F32, 1, 28, 28, 2, ch, 5, 2, fc, rng);
+    da_model *m = da_model_cnn(DA_F32, 1, 28, 28, 2, ch, 5, 0, 2, fc, rng);
     ck_assert_ptr_nonnull(m);
     da_layer_kind kinds[10] = {DA_LAYER_CONV2D, DA_LAYER_RELU,    DA_LAYER_MAXPOOL, DA_LAYER_CONV2D,
                                DA_LAYER_RELU,   DA_LAYER_MAXPOOL, DA_LAYER_FLATTEN, DA_LAYER_LINEAR,
@@ -84,6 +84,14 @@ START_TEST(test_cnn_structure)
     ck_assert_ptr_null(da_model_layer(m, 1)->W);
     ck_assert_int_eq(da_model_n_params(m), 8);
     ck_assert_int_eq(da_model_n_weights(m), 32 * 25 + 32 + 64 * 800 + 64 + 1024 * 64 + 64 + 640 + 10);
+    /* padding 2 (diffsort's multi-digit CNN on 4 digits, 28 x 112): 7 x 28 x 64 features */
+    int one_fc[2] = {64, 1};
+    da_model *padded = da_model_cnn(DA_F32, 1, 28, 112, 2, ch, 5, 2, 2, one_fc, rng);
+    ck_assert_ptr_nonnull(padded);
+    ck_assert_int_eq(da_model_layer(padded, 0)->pad, 2);
+    ck_assert_int_eq(da_model_layer(padded, 7)->in, 4 * 7 * 7 * 64);
+    ck_assert_int_eq(da_model_n_weights(padded), 832 + 51264 + 12544 * 64 + 64 + 65);
+    da_model_free(padded);
     da_tensor **p = da_model_params(m);
     for (int i = 0; i < 8; i++) {
         ck_assert(p[i]->requires_grad);
@@ -181,7 +189,7 @@ START_TEST(test_forward_matches_ops)
 {
     da_rng *rng = da_rng_new(11);
     int ch[2] = {3, 4}, fc[2] = {5, 3};
-    da_model *m = da_model_cnn(DA_F64, 2, 12, 13, 2, ch, 3, 2, fc, rng);
+    da_model *m = da_model_cnn(DA_F64, 2, 12, 13, 2, ch, 3, 1, 2, fc, rng);
     ck_assert_ptr_nonnull(m);
     int xs[4] = {4, 2, 12, 13};
     double x[4 * 2 * 12 * 13];
@@ -201,8 +209,8 @@ START_TEST(test_forward_matches_ops)
     xt = da_ctx_tensor_from(ctx, DA_F64, 4, xs, x);
     xt->requires_grad = 1;
     da_layer *L = da_model_layer(m, 0);
-    da_tensor *h = da_maxpool2d(ctx, da_relu(ctx, da_conv2d(ctx, xt, L[0].W, L[0].b, 1, 0)), 2, 2);
-    h = da_maxpool2d(ctx, da_relu(ctx, da_conv2d(ctx, h, L[3].W, L[3].b, 1, 0)), 2, 2);
+    da_tensor *h = da_maxpool2d(ctx, da_relu(ctx, da_conv2d(ctx, xt, L[0].W, L[0].b, 1, 1)), 2, 2);
+    h = da_maxpool2d(ctx, da_relu(ctx, da_conv2d(ctx, h, L[3].W, L[3].b, 1, 1)), 2, 2);
     h = da_reshape(ctx, h, 2, (int[]){4, -1});
     h = da_linear(ctx, da_relu(ctx, da_linear(ctx, h, L[7].W, L[7].b)), L[9].W, L[9].b);
     ck_assert_ptr_nonnull(h);
@@ -221,7 +229,7 @@ START_TEST(test_cnn_directional_derivative)
 {
     da_rng *rng = da_rng_new(21);
     int ch[2] = {3, 4}, fc[2] = {5, 3}, labels[4] = {0, 2, 1, 2};
-    da_model *m = da_model_cnn(DA_F64, 2, 12, 13, 2, ch, 3, 2, fc, rng);
+    da_model *m = da_model_cnn(DA_F64, 2, 12, 13, 2, ch, 3, 0, 2, fc, rng);
     int xs[4] = {4, 2, 12, 13};
     double x[4 * 2 * 12 * 13];
     gc_random(x, 4 * 2 * 12 * 13, 22, 0, 1);
@@ -337,11 +345,13 @@ START_TEST(test_errors)
     ck_assert_int_eq(da_last_error_code(), DA_EDTYPE);
     /* builders */
     int ch[2] = {4, 4}, fc[1] = {3}, one[1] = {3};
-    ck_assert_ptr_null(da_model_cnn(DA_F64, 1, 10, 10, 2, ch, 5, 1, fc, rng));
+    ck_assert_ptr_null(da_model_cnn(DA_F64, 1, 10, 10, 2, ch, 5, 0, 1, fc, rng));
     ck_assert_int_eq(da_last_error_code(), DA_ESHAPE);
-    ck_assert_ptr_null(da_model_cnn(DA_F64, 1, 10, 10, 2, NULL, 5, 1, fc, rng));
+    ck_assert_ptr_null(da_model_cnn(DA_F64, 1, 10, 10, 2, NULL, 5, 0, 1, fc, rng));
     ck_assert_int_eq(da_last_error_code(), DA_EINVAL);
-    ck_assert_ptr_null(da_model_cnn(DA_F64, 0, 10, 10, 1, ch, 3, 1, fc, rng));
+    ck_assert_ptr_null(da_model_cnn(DA_F64, 0, 10, 10, 1, ch, 3, 0, 1, fc, rng));
+    ck_assert_int_eq(da_last_error_code(), DA_ERANGE);
+    ck_assert_ptr_null(da_model_cnn(DA_F64, 1, 10, 10, 1, ch, 3, 3, 1, fc, rng));
     ck_assert_int_eq(da_last_error_code(), DA_ERANGE);
     ck_assert_ptr_null(da_model_mlp(DA_F64, 1, one, rng));
     ck_assert_int_eq(da_last_error_code(), DA_EINVAL);

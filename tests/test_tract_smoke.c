@@ -102,7 +102,7 @@ START_TEST(test_tract_cnn_step)
     static const int channels[1] = {3}, fc[1] = {4};
     int xs[4] = {BATCH, 1, 8, 8}, labels[BATCH] = {0, 3, 1, 2, 3};
     da_rng *rng = da_rng_new(1);
-    da_model *m = da_model_cnn(DA_F64, 1, 8, 8, 1, channels, 3, 1, fc, rng);
+    da_model *m = da_model_cnn(DA_F64, 1, 8, 8, 1, channels, 3, 0, 1, fc, rng);
     ck_assert_ptr_nonnull(m);
     ck_assert_int_eq(da_model_n_params(m), 4);
     ck_assert_int_eq(da_precond_wrap(da_model_layer(m, 0), DA_PRECOND_TRACT, 0.1), DA_OK);
