@@ -16,24 +16,14 @@
 #include "logic.h"
 #include "alloc.h"
 
-/* gate_g(a, b) = c0 + c1 a + c2 b + c3 ab, difflogic's order */
-static const double gate_coef[DA_LOGIC_N_GATES][4] = {
-    {0, 0, 0, 0},   /*  0 false   */
-    {0, 0, 0, 1},   /*  1 a and b */
-    {0, 1, 0, -1},  /*  2 a and not b */
-    {0, 1, 0, 0},   /*  3 a */
-    {0, 0, 1, -1},  /*  4 not a and b */
-    {0, 0, 1, 0},   /*  5 b */
-    {0, 1, 1, -2},  /*  6 xor */
-    {0, 1, 1, -1},  /*  7 or */
-    {1, -1, -1, 1}, /*  8 nor */
-    {1, -1, -1, 2}, /*  9 xnor */
-    {1, 0, -1, 0},  /* 10 not b */
-    {1, 0, -1, 1},  /* 11 b implies a */
-    {1, -1, 0, 0},  /* 12 not a */
-    {1, -1, 0, 1},  /* 13 a implies b */
-    {1, 0, 0, -1},  /* 14 nand */
-    {1, 0, 0, 0},   /* 15 true */
+/* gate_g(a, b) = c0 + c1 a + c2 b + c3 ab, difflogic's order: gate_coef[k][g] = c_k of
+ * gate g (false, and, a&!b, a, !a&b, b, xor, or, nor, xnor, !b, b=>a, !a, a=>b, nand,
+ * true) */
+static const double gate_coef[4][DA_LOGIC_N_GATES] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+    {0, 0, 1, 1, 0, 0, 1, 1, -1, -1, 0, 0, -1, -1, 0, 0},
+    {0, 0, 0, 0, 1, 1, 1, 1, -1, -1, -1, -1, 0, 0, 0, 0},
+    {0, 1, -1, 0, -1, 0, -2, -1, 1, 2, 0, 1, 0, 1, -1, 0},
 };
 
 /* below this many neuron evaluations a loop runs on one thread */
@@ -45,8 +35,8 @@ double da_logic_gate(int gate, double a, double b)
         da_set_error(DA_ERANGE, "da_logic_gate: gate %d outside [0, 16)", gate);
         return NAN;
     }
-    const double *c = gate_coef[gate];
-    return c[0] + c[1] * a + c[2] * b + c[3] * a * b;
+    return gate_coef[0][gate] + gate_coef[1][gate] * a + gate_coef[2][gate] * b +
+           gate_coef[3][gate] * a * b;
 }
 
 int da_logic_gate_coeffs(int gate, double c[4])
@@ -55,49 +45,127 @@ int da_logic_gate_coeffs(int gate, double c[4])
         return da_set_error(DA_EINVAL, "da_logic_gate_coeffs: NULL c");
     if (gate < 0 || gate >= DA_LOGIC_N_GATES)
         return da_set_error(DA_ERANGE, "da_logic_gate_coeffs: gate %d outside [0, 16)", gate);
-    memcpy(c, gate_coef[gate], 4 * sizeof *c);
+    for (int k = 0; k < 4; k++)
+        c[k] = gate_coef[k][gate];
     return DA_OK;
 }
 
 /* ---- per-neuron coefficients ---- */
 
-/* p [16] = softmax(w) (hard: one-hot of the first argmax) */
-static void gate_probs(const double *w, int hard, double *p)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
+/* four doubles (GCC vector extension: SSE2 pairs, or AVX in an AVX2 clone) */
+typedef double v4d __attribute__((vector_size(32)));
+typedef long long v4i __attribute__((vector_size(32)));
+
+/* x [16] = e^x for x <= 0 (below -708: e^-708) to ~2e-16 relative: x = k ln2 + r with
+ * |r| <= ln2 / 2 (k rounded by the 1.5 2^52 trick, whose low bits then hold k), e^r by
+ * its Taylor series to r^13 (four interleaved Horner chains), and 2^k assembled in the
+ * exponent bits. */
+static inline void exp_nonpos16(v4d x[4])
 {
-    int arg = 0;
-    for (int g = 1; g < DA_LOGIC_N_GATES; g++)
-        if (w[g] > w[arg])
-            arg = g;
+    const double shift = 0x1.8p52, ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
+    static const double inv_fact[14] = {1.0 / 6227020800, 1.0 / 479001600, 1.0 / 39916800,
+                                        1.0 / 3628800, 1.0 / 362880, 1.0 / 40320,
+                                        1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24,
+                                        1.0 / 6, 0.5, 1, 1};
+    v4d t[4], r[4], p[4]; /* fully unrolled, so that they stay in registers */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        v4i low = x[q] < -708.0;
+        v4d xq = (v4d)(((v4i)x[q] & ~low) | ((v4i)(x[q] * 0 - 708.0) & low));
+        t[q] = xq * 0x1.71547652b82fep0 + shift;
+        v4d k = t[q] - shift;
+        r[q] = (xq - k * ln2_hi) - k * ln2_lo;
+        p[q] = r[q] * 0 + inv_fact[0];
+    }
+#pragma GCC unroll 14
+    for (int i = 1; i < 14; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            p[q] = p[q] * r[q] + inv_fact[i];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++)
+        x[q] = p[q] * (v4d)(((v4i)t[q] + 1023) << 52);
+}
+
+/* c [4] = sum_g p_g coef[.][g] for p [16] in four vectors */
+static inline void mixture_coeffs(const v4d p[4], double *c)
+{
+    for (int k = 0; k < 4; k++) {
+        v4d acc = {0, 0, 0, 0}, cq;
+        for (int q = 0; q < 4; q++) {
+            memcpy(&cq, gate_coef[k] + 4 * q, sizeof cq);
+            acc += p[q] * cq;
+        }
+        c[k] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+}
+
+/* p [16] = softmax(w) (hard: one-hot of the first argmax); c [4] = sum_g p_g coef[.][g].
+ * Returns 1 if some w is NaN or Inf (p and c are then meaningless), else 0. */
+SIMD_CLONES static int gate_mixture(const double *w, int hard, double *restrict p,
+                                    double *restrict c)
+{
     if (hard) {
         for (int g = 0; g < DA_LOGIC_N_GATES; g++)
+            if (!isfinite(w[g]))
+                return 1;
+        int arg = 0;
+        for (int g = 1; g < DA_LOGIC_N_GATES; g++)
+            if (w[g] > w[arg])
+                arg = g;
+        for (int g = 0; g < DA_LOGIC_N_GATES; g++)
             p[g] = g == arg;
-        return;
+        for (int k = 0; k < 4; k++)
+            c[k] = gate_coef[k][arg];
+        return 0;
     }
-    double sum = 0;
-    for (int g = 0; g < DA_LOGIC_N_GATES; g++)
-        sum += p[g] = exp(w[g] - w[arg]);
-    for (int g = 0; g < DA_LOGIC_N_GATES; g++)
-        p[g] /= sum;
+    v4d e[4];
+    for (int q = 0; q < 4; q++)
+        memcpy(&e[q], w + 4 * q, sizeof e[q]);
+    v4i bad = (e[0] * 0 != 0) | (e[1] * 0 != 0) | (e[2] * 0 != 0) | (e[3] * 0 != 0);
+    if (bad[0] | bad[1] | bad[2] | bad[3])
+        return 1;
+    v4d m2 = (v4d)(((v4i)e[0] & (e[0] >= e[1])) | ((v4i)e[1] & (e[0] < e[1])));
+    v4d m3 = (v4d)(((v4i)e[2] & (e[2] >= e[3])) | ((v4i)e[3] & (e[2] < e[3])));
+    v4d m = (v4d)(((v4i)m2 & (m2 >= m3)) | ((v4i)m3 & (m2 < m3))); /* lane-wise max */
+    double top = m[0];
+    for (int l = 1; l < 4; l++)
+        top = m[l] > top ? m[l] : top;
+    for (int q = 0; q < 4; q++)
+        e[q] -= top;
+    exp_nonpos16(e);
+    v4d sum = (e[0] + e[1]) + (e[2] + e[3]);
+    double inv = 1 / ((sum[0] + sum[1]) + (sum[2] + sum[3]));
+    for (int q = 0; q < 4; q++) {
+        e[q] *= inv;
+        memcpy(p + 4 * q, &e[q], sizeof e[q]);
+    }
+    mixture_coeffs(e, c);
+    return 0;
 }
 
 /* coef [out][4]: the bilinear form of each neuron's gate mixture; probs [out][16]
- * (may be NULL) receives the gate probabilities */
-static void neuron_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs)
+ * (may be NULL) receives the gate probabilities. Returns 1 if some w is NaN or Inf. */
+static int neuron_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs)
 {
-#pragma omp parallel for schedule(static) if (out_dim * 16L > LOGIC_PAR_MIN)
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (out_dim * 16L > LOGIC_PAR_MIN)
     for (int j = 0; j < out_dim; j++) {
-        double mine[DA_LOGIC_N_GATES], *p = probs ? probs + 16L * j : mine, *c = coef + 4L * j;
-        gate_probs(w + 16L * j, hard, p);
-        c[0] = c[1] = c[2] = c[3] = 0;
-        for (int g = 0; g < DA_LOGIC_N_GATES; g++)
-            for (int k = 0; k < 4; k++)
-                c[k] += p[g] * gate_coef[g][k];
+        double mine[DA_LOGIC_N_GATES];
+        bad |= gate_mixture(w + 16L * j, hard, probs ? probs + 16L * j : mine, coef + 4L * j);
     }
+    return bad;
 }
 
-void da_logic_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs)
+int da_logic_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs)
 {
-    neuron_coeffs(out_dim, w, hard, coef, probs);
+    return neuron_coeffs(out_dim, w, hard, coef, probs);
 }
 
 /* ---- the fused kernels ---- */
@@ -185,15 +253,17 @@ static void logits_grad(int out_dim, const double *w, const double *probs, const
 #pragma omp parallel for schedule(static) if (out_dim * 64L > LOGIC_PAR_MIN)
     for (int j = 0; j < out_dim; j++) {
         const double *s = S + 4L * j, *c = coef + 4L * j;
-        double mine[DA_LOGIC_N_GATES];
+        double mine[DA_LOGIC_N_GATES], cm[4];
         const double *p = probs ? probs + 16L * j : mine;
         if (!probs)
-            gate_probs(w + 16L * j, 0, mine);
+            gate_mixture(w + 16L * j, 0, mine, cm);
         double dot = c[0] * s[0] + c[1] * s[1] + c[2] * s[2] + c[3] * s[3];
+        double *gwj = gw + 16L * j;
+#pragma omp simd
         for (int g = 0; g < DA_LOGIC_N_GATES; g++) {
-            const double *k = gate_coef[g];
-            double dp = k[0] * s[0] + k[1] * s[1] + k[2] * s[2] + k[3] * s[3];
-            gw[16L * j + g] += p[g] * (dp - dot);
+            double dp = gate_coef[0][g] * s[0] + gate_coef[1][g] * s[1] +
+                        gate_coef[2][g] * s[2] + gate_coef[3][g] * s[3];
+            gwj[g] += p[g] * (dp - dot);
         }
     }
 }

@@ -66,8 +66,9 @@ int da_logic_connections_random(da_rng *rng, int in_dim, int out_dim, int *ia, i
  * (lib/logicnet.c); no argument checks ----
  * coef [out][4]: the bilinear coefficients (c0, c1, c2, c3) of every neuron's gate
  * mixture softmax(w[j]) (hard = 1: of its argmax gate); probs [out][16] (may be NULL)
- * receives the gate probabilities. */
-void da_logic_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs);
+ * receives the gate probabilities. Returns 1 if some logit is NaN or Inf (coef and probs
+ * then undefined), else 0. */
+int da_logic_coeffs(int out_dim, const double *w, int hard, double *coef, double *probs);
 /* gw [out][16] += the logit gradient of every neuron given S [out][4] = the sums over
  * the batch of gy * (1, a, b, ab) (a, b the neuron's inputs, gy its cotangent), the
  * probabilities probs [out][16] and coefficients coef [out][4] of da_logic_coeffs. */

@@ -1,9 +1,9 @@
-/* logicnet.c - difflogic networks: binarization, layers, GroupSum, training forward and
- * backward through the fused kernels of logic.c, hard predictions, tensor face
- * (logicnet.h). Paper: Petersen et al., NeurIPS 2022: eq. (3) for a neuron, Section 3.2
- * for GroupSum, Section 3.3 / the public code for the connection schemes. */
+/* logicnet.c - difflogic networks: construction, binarization, cross-entropy, hard
+ * predictions through the kernels of logic.c, tensor face (logicnet.h); the training
+ * forward and backward are in logicnet_train.c. Paper: Petersen et al., NeurIPS 2022:
+ * eq. (3) for a neuron, Section 3.2 for GroupSum, Section 3.3 / the public code for the
+ * connection schemes. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +14,6 @@
 /* residual initialization: the logit of gate 3 ("a") */
 #define RESIDUAL_LOGIT 5.0
 #define PREDICT_CHUNK 256
-
-static void free_workspace(da_logicnet *net);
 
 da_logicnet_cfg da_logicnet_default_cfg(int n_inputs, int n_layers, int width, int n_classes)
 {
@@ -246,11 +244,11 @@ void da_logicnet_free(da_logicnet *net)
     da_free(net->params);
     da_free(net->thresholds);
     da_free(net->dims);
-    free_workspace(net);
+    da_logicnet_free_workspace(net);
     da_free(net);
 }
 
-static int max_dim(const da_logicnet *net)
+int da_logicnet_max_dim(const da_logicnet *net)
 {
     int m = net->n_bits > net->width ? net->n_bits : net->width;
     return net->dims[0] > m ? net->dims[0] : m;
@@ -271,248 +269,6 @@ int da_logicnet_binarize(const da_logicnet *net, int batch, const float *x, doub
             for (int i = 0; i < n; i++)
                 bits[(size_t)b * net->n_bits + (size_t)t * n + i] =
                     x[(size_t)b * n + i] > net->thresholds[t];
-    return DA_OK;
-}
-
-/* ---- training forward / backward ----
- * The driver keeps activations feature-major, act[l] [dims[l]][batch], so that a
- * neuron's forward and backward are streams over the batch (vectorized) instead of
- * gathers inside a row. The forward runs in parallel over neurons; the backward splits
- * the batch into one contiguous range per thread (each thread owns those columns of the
- * input gradient) and reduces the per-neuron sums S in thread order: deterministic
- * for a given thread count. */
-
-#define PAR_MIN 32768L
-
-static double *act(const da_logicnet *net, int l)
-{
-    return net->ws + (size_t)l * net->ws_batch * max_dim(net);
-}
-
-static void free_workspace(da_logicnet *net)
-{
-    da_free(net->ws);
-    da_free(net->ws_grad[0]);
-    da_free(net->ws_grad[1]);
-    da_free(net->ws_coef);
-    da_free(net->ws_probs);
-    da_free(net->ws_part);
-    da_free(net->ws_conv);
-    da_free(net->ws_conv_grad[0]);
-    da_free(net->ws_conv_grad[1]);
-    da_free(net->ws_conv_gw);
-    net->ws = net->ws_grad[0] = net->ws_grad[1] = NULL;
-    net->ws_coef = net->ws_probs = net->ws_part = NULL;
-    net->ws_conv = net->ws_conv_grad[0] = net->ws_conv_grad[1] = net->ws_conv_gw = NULL;
-    net->ws_batch = net->ws_valid = 0;
-}
-
-static int ensure_workspace(da_logicnet *net, int batch)
-{
-    int nt = omp_get_max_threads();
-    if (net->ws && net->ws_batch >= batch && net->ws_threads >= nt)
-        return DA_OK;
-    free_workspace(net);
-    size_t per = (size_t)batch * max_dim(net), L = (size_t)net->n_layers, W = (size_t)net->width;
-    net->ws = da_malloc((L + 1) * per * sizeof *net->ws);
-    net->ws_grad[0] = da_malloc(per * sizeof *net->ws_grad[0]);
-    net->ws_grad[1] = da_malloc(per * sizeof *net->ws_grad[1]);
-    net->ws_coef = da_malloc(L * W * 4 * sizeof *net->ws_coef);
-    net->ws_probs = da_malloc(L * W * DA_LOGIC_N_GATES * sizeof *net->ws_probs);
-    net->ws_part = da_malloc(((size_t)nt + 1) * W * 4 * sizeof *net->ws_part);
-    int conv_ok = 1;
-    if (net->n_conv) {
-        long acts, largest, max_w;
-        da_logicnet_conv_sizes(net, &acts, &largest, &max_w);
-        net->ws_conv = da_malloc((size_t)batch * acts * sizeof *net->ws_conv);
-        net->ws_conv_grad[0] = da_malloc((size_t)batch * largest * sizeof(double));
-        net->ws_conv_grad[1] = da_malloc((size_t)batch * largest * sizeof(double));
-        net->ws_conv_gw = da_malloc((size_t)(max_w ? max_w : 1) * sizeof *net->ws_conv_gw);
-        conv_ok = net->ws_conv && net->ws_conv_grad[0] && net->ws_conv_grad[1] &&
-                  net->ws_conv_gw;
-    }
-    if (!net->ws || !net->ws_grad[0] || !net->ws_grad[1] || !net->ws_coef || !net->ws_probs ||
-        !net->ws_part || !conv_ok) {
-        free_workspace(net);
-        return da_set_error(DA_ENOMEM, "da_logicnet: out of memory for a batch of %d", batch);
-    }
-    net->ws_batch = batch;
-    net->ws_threads = nt;
-    return DA_OK;
-}
-
-/* The per-neuron streams, vectorized (omp simd), with an AVX2 clone picked at load time
- * on x86-64 (the library is built for the baseline ISA). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SIMD_CLONES
-#endif
-
-/* y [n] = c0 + c1 a + (c2 + c3 a) b */
-SIMD_CLONES static void neuron_forward(int n, const double *a, const double *b, const double *c,
-                                       double *restrict y)
-{
-    double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
-#pragma omp simd
-    for (int s = 0; s < n; s++)
-        y[s] = c0 + c1 * a[s] + (c2 + c3 * a[s]) * b[s];
-}
-
-/* m [4] = sums of g * (1, a, b, ab) over n samples; ga, gb (may be NULL; the same row
- * when a neuron reads one input twice) += g (c1 + c3 b), g (c2 + c3 a) */
-SIMD_CLONES static void neuron_backward(int n, const double *a, const double *b,
-                                        const double *g, const double *c, double *ga,
-                                        double *gb, double *m)
-{
-    double m0 = 0, m1 = 0, m2 = 0, m3 = 0, c1 = c[1], c2 = c[2], c3 = c[3];
-#pragma omp simd reduction(+ : m0, m1, m2, m3)
-    for (int s = 0; s < n; s++) {
-        double gbv = g[s] * b[s];
-        m0 += g[s];
-        m1 += g[s] * a[s];
-        m2 += gbv;
-        m3 += gbv * a[s];
-    }
-    m[0] = m0, m[1] = m1, m[2] = m2, m[3] = m3;
-    if (!ga)
-        return;
-#pragma omp simd
-    for (int s = 0; s < n; s++) {
-        ga[s] += g[s] * (c1 + c3 * b[s]);
-        gb[s] += g[s] * (c2 + c3 * a[s]);
-    }
-}
-
-/* y [out][B] = c0 + c1 a + (c2 + c3 a) b with a, b the rows ia[j], ib[j] of x [in][B] */
-static void fm_forward(int B, int out, const int *ia, const int *ib, const double *coef,
-                       const double *x, double *y)
-{
-#pragma omp parallel for schedule(static) if ((long)B * out > PAR_MIN)
-    for (int j = 0; j < out; j++)
-        neuron_forward(B, x + (size_t)ia[j] * B, x + (size_t)ib[j] * B, coef + 4L * j,
-                       y + (size_t)j * B);
-}
-
-/* S [out][4] = sums over the batch of gy * (1, a, b, ab) and, if gx [in][B] is not
- * NULL, gx += d(sum gy * y)/dx; part is scratch [threads][out][4] */
-static void fm_backward(int B, int out, const int *ia, const int *ib, const double *coef,
-                        const double *x, const double *gy, double *gx, double *part,
-                        int threads, double *S)
-{
-    int nt = (long)B * out > PAR_MIN ? threads : 1;
-#pragma omp parallel num_threads(nt)
-    {
-        int used = omp_get_num_threads(), t = omp_get_thread_num();
-        int s0 = (int)((long)B * t / used), s1 = (int)((long)B * (t + 1) / used);
-        double *mine = part + (size_t)t * out * 4;
-        for (int j = 0; j < out; j++) {
-            size_t ra = (size_t)ia[j] * B + s0, rb = (size_t)ib[j] * B + s0;
-            neuron_backward(s1 - s0, x + ra, x + rb, gy + (size_t)j * B + s0, coef + 4L * j,
-                            gx ? gx + ra : NULL, gx ? gx + rb : NULL, mine + 4L * j);
-        }
-#pragma omp barrier
-#pragma omp for schedule(static)
-        for (long i = 0; i < 4L * out; i++) {
-            double sum = 0;
-            for (int u = 0; u < used; u++)
-                sum += part[(size_t)u * out * 4 + i];
-            S[i] = sum;
-        }
-    }
-}
-
-/* logits [B][k] = GroupSum of y [W][B] */
-static void fm_group_sum(int B, int W, int k, double tau, const double *y, double *logits)
-{
-    int m = W / k;
-    for (int s = 0; s < B; s++)
-        for (int c = 0; c < k; c++)
-            logits[(size_t)s * k + c] = 0;
-    for (int j = 0; j < W; j++)
-        for (int s = 0; s < B; s++)
-            logits[(size_t)s * k + j / m] += y[(size_t)j * B + s];
-    for (long i = 0; i < (long)B * k; i++)
-        logits[i] /= tau;
-}
-
-int da_logicnet_forward(da_logicnet *net, int batch, const double *bits, int hard,
-                        double *logits)
-{
-    static const char who[] = "da_logicnet_forward";
-    if (!net || !bits || !logits)
-        return da_set_error(DA_EINVAL, "%s: NULL net, bits or logits", who);
-    if (batch < 1)
-        return da_set_error(DA_ERANGE, "%s: batch = %d must be >= 1", who, batch);
-    if (!da_all_finite(bits, (long)batch * net->n_bits))
-        return da_set_error(DA_ENAN, "%s: NaN or Inf in bits", who);
-    int rc = ensure_workspace(net, batch);
-    if (rc)
-        return rc;
-    net->ws_valid = 0;
-    const double *in0 = bits; /* [batch][dims[0]] */
-    if (net->n_conv && (rc = da_logicnet_conv_forward(net, batch, bits, hard, &in0)))
-        return rc;
-    double *x0 = act(net, 0);
-    for (int s = 0; s < batch; s++)
-        for (int i = 0; i < net->dims[0]; i++)
-            x0[(size_t)i * batch + s] = in0[(size_t)s * net->dims[0] + i];
-    for (int l = 0; l < net->n_layers; l++) {
-        const double *w = net->w[l]->data;
-        if (!da_all_finite(w, net->w[l]->size))
-            return da_set_error(DA_ENAN, "%s: NaN or Inf in the gate logits of layer %d", who, l);
-        double *coef = net->ws_coef + (size_t)l * net->width * 4;
-        da_logic_coeffs(net->width, w, hard,
-                        coef, net->ws_probs + (size_t)l * net->width * DA_LOGIC_N_GATES);
-        fm_forward(batch, net->width, net->ia[l], net->ib[l], coef, act(net, l), act(net, l + 1));
-    }
-    fm_group_sum(batch, net->width, net->n_classes, net->tau, act(net, net->n_layers), logits);
-    if (!da_all_finite(logits, (long)batch * net->n_classes))
-        return da_set_error(DA_ENAN, "%s: non-finite logits", who);
-    if (!hard)
-        net->ws_valid = batch;
-    return DA_OK;
-}
-
-int da_logicnet_backward(da_logicnet *net, const double *glogits, double *gbits)
-{
-    static const char who[] = "da_logicnet_backward";
-    if (!net || !glogits)
-        return da_set_error(DA_EINVAL, "%s: NULL net or glogits", who);
-    if (!net->ws_valid)
-        return da_set_error(DA_ESTATE, "%s: no training-mode forward before", who);
-    int B = net->ws_valid, W = net->width, k = net->n_classes, m = W / k;
-    if (!da_all_finite(glogits, (long)B * k))
-        return da_set_error(DA_ENAN, "%s: NaN or Inf in glogits", who);
-    double *gy = net->ws_grad[0], *gx = net->ws_grad[1];
-    double *S = net->ws_part + (size_t)net->ws_threads * W * 4;
-    for (int j = 0; j < W; j++)
-        for (int s = 0; s < B; s++)
-            gy[(size_t)j * B + s] = glogits[(size_t)s * k + j / m] / net->tau;
-    for (int l = net->n_layers - 1; l >= 0; l--) {
-        int in = net->dims[l], want_gx = l > 0 || gbits || net->n_conv;
-        double *gw = da_tensor_grad(net->w[l]);
-        if (!gw)
-            return da_set_error(DA_ENOMEM, "%s: out of memory", who);
-        const double *coef = net->ws_coef + (size_t)l * W * 4;
-        if (want_gx)
-            memset(gx, 0, (size_t)in * B * sizeof *gx);
-        fm_backward(B, W, net->ia[l], net->ib[l], coef, act(net, l), gy, want_gx ? gx : NULL,
-                    net->ws_part, net->ws_threads, S);
-        da_logic_logits_grad(W, net->ws_probs + (size_t)l * W * DA_LOGIC_N_GATES, coef, S, gw);
-        if (want_gx && net->grad_factor != 1)
-            for (long i = 0; i < (long)in * B; i++)
-                gx[i] *= net->grad_factor;
-        double *t = gy;
-        gy = gx;
-        gx = t;
-    }
-    if (net->n_conv) /* gy: the gradient of the stages' output, feature-major */
-        return da_logicnet_conv_backward(net, B, gy, gbits);
-    if (gbits) /* gy now holds the gradient of the bits, feature-major */
-        for (int s = 0; s < B; s++)
-            for (int i = 0; i < net->n_bits; i++)
-                gbits[(size_t)s * net->n_bits + i] = gy[(size_t)i * B + s];
     return DA_OK;
 }
 
@@ -575,7 +331,8 @@ int da_logicnet_predict(const da_logicnet *net, int batch, const float *x, int *
     long acts = 0, largest = 0, max_w;
     if (net->n_conv)
         da_logicnet_conv_sizes(net, &acts, &largest, &max_w);
-    size_t per = (size_t)PREDICT_CHUNK * max_dim(net), cper = (size_t)PREDICT_CHUNK * largest;
+    size_t per = (size_t)PREDICT_CHUNK * da_logicnet_max_dim(net);
+    size_t cper = (size_t)PREDICT_CHUNK * largest;
     double *buf[2] = {da_malloc(per * sizeof(double)), da_malloc(per * sizeof(double))};
     double *cbuf[2] = {NULL, NULL};
     if (net->n_conv) {

@@ -13,6 +13,11 @@ da_logicnet *da_logicnet_alloc(int n_inputs, int n_thresholds, int n_layers, int
                                int n_classes, int n_conv, const da_logic_conv_spec *conv,
                                int image_h, int image_w);
 
+/* The largest activation row count: max(n_bits, width, dims[0]). */
+int da_logicnet_max_dim(const da_logicnet *net);
+/* Frees the training workspace (logicnet_train.c) and marks it empty. */
+void da_logicnet_free_workspace(da_logicnet *net);
+
 /* ---- convolutional stages (logicnet_conv.c) ---- */
 
 /* Checks the chain of stages over an image of `channels` x image_h x image_w and fills

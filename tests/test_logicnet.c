@@ -1,9 +1,10 @@
 /* test_logicnet.c - logic gate networks (lib/logicnet.h) and the MONK generator
  * (lib/monk.h): gc_check (double, < 1e-6) and gc_check_f32 through a whole network on
  * the tensor face; the feature-major training driver against the tensor face (logits,
- * gradients of logits and bits, grad_factor, 1 and 2 threads) and against its own
- * central differences of the cross-entropy; hard mode; connection schemes; residual
- * initialization; the file format (round trip, every corrupted byte, truncation,
+ * gradients of logits and bits, grad_factor, 1 and 2 threads), its float kernels
+ * against its double ones (dense and convolutional, repeatable bit for bit), and
+ * against its own central differences of the cross-entropy; hard mode; connection
+ * schemes; residual initialization; the file format (round trip, every corrupted byte, truncation,
  * out-of-range indices under a valid CRC); MONK facts from the literature; errors. */
 #include <check.h>
 #include <math.h>
@@ -140,6 +141,94 @@ START_TEST(test_driver_against_tensor_face)
         da_logicnet_free(net);
     }
     omp_set_num_threads(2);
+}
+END_TEST
+
+/* the float training kernels against the double ones (1 and 2 threads), repeatable */
+START_TEST(test_driver_f32)
+{
+    enum { B = 37 };
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        da_logicnet *net = small_net(DA_LOGIC_RANDOM, 1.3, 9);
+        double bits[B * 10], g[B * 3], z[2][B * 3] = {{0}}, gb[2][B * 10] = {{0}};
+        double gw[2][3][12 * 16];
+        gc_random(bits, B * 10, 31, 0, 1);
+        gc_random(g, B * 3, 32, -1, 1);
+        for (int run = 0; run < 3; run++) { /* F64, F32, F32 again */
+            ck_assert_int_eq(da_logicnet_set_precision(net, run ? DA_F32 : DA_F64), DA_OK);
+            ck_assert_int_eq(da_logicnet_backward(net, g, NULL), DA_ESTATE);
+            int r = run > 0;
+            for (int l = 0; l < 3; l++)
+                if (net->w[l]->grad)
+                    memset(net->w[l]->grad, 0, 12 * 16 * sizeof(double));
+            double zr[B * 3], gbr[B * 10]; /* the previous F32 run's */
+            memcpy(zr, z[r], sizeof zr);
+            memcpy(gbr, gb[r], sizeof gbr);
+            ck_assert_int_eq(da_logicnet_forward(net, B, bits, 0, z[r]), DA_OK);
+            ck_assert_int_eq(da_logicnet_backward(net, g, gb[r]), DA_OK);
+            for (int l = 0; l < 3; l++) {
+                if (run == 2) /* bit-identical repeat */
+                    ck_assert_int_eq(memcmp(gw[1][l], net->w[l]->grad, sizeof gw[1][l]), 0);
+                memcpy(gw[r][l], net->w[l]->grad, sizeof gw[r][l]);
+            }
+            if (run == 2) {
+                ck_assert_int_eq(memcmp(zr, z[1], sizeof zr), 0);
+                ck_assert_int_eq(memcmp(gbr, gb[1], sizeof gbr), 0);
+            }
+        }
+        ck_assert_double_lt(max_rel(z[1], z[0], B * 3), 1e-6);
+        ck_assert_double_lt(max_rel(gb[1], gb[0], B * 10), 1e-5);
+        for (int l = 0; l < 3; l++)
+            ck_assert_double_lt(max_rel(gw[1][l], gw[0][l], 12 * 16), 1e-5);
+        ck_assert_double_gt(max_rel(gb[1], gb[0], B * 10), 0); /* really float */
+        ck_assert_int_eq(da_logicnet_set_precision(net, (da_dtype)7), DA_EINVAL);
+        ck_assert_int_eq(da_logicnet_set_precision(NULL, DA_F32), DA_EINVAL);
+        da_logicnet_free(net);
+    }
+    omp_set_num_threads(2);
+}
+END_TEST
+
+/* the same through convolutional stages (their gradient enters them in double) */
+START_TEST(test_driver_f32_conv)
+{
+    enum { B = 5 };
+    static const da_logic_conv_spec st[2] = {{DA_LOGIC_CONV_TREE, 0, 0, 0, 3, 2, 3, 1, 1},
+                                             {DA_LOGIC_CONV_OR_POOL, 0, 0, 0, 0, 0, 2, 2, 0}};
+    da_logicnet_cfg c = da_logicnet_default_cfg(16, 2, 12, 2);
+    c.n_conv = 2, c.conv = st, c.image_h = c.image_w = 4, c.grad_factor = 1.5, c.seed = 3;
+    da_logicnet *net = da_logicnet_new(&c);
+    ck_assert_msg(net != NULL, "%s", da_last_error());
+    double bits[B * 16], g[B * 2], z[2][B * 2], gb[2][B * 16], *gw[2][3];
+    gc_random(bits, B * 16, 41, 0, 1);
+    gc_random(g, B * 2, 42, -1, 1);
+    ck_assert_int_eq(net->n_params, 3);
+    for (int r = 0; r < 2; r++) {
+        ck_assert_int_eq(da_logicnet_set_precision(net, r ? DA_F32 : DA_F64), DA_OK);
+        for (int p = 0; p < 3; p++)
+            if (net->params[p]->grad)
+                memset(net->params[p]->grad, 0, net->params[p]->size * sizeof(double));
+        ck_assert_int_eq(da_logicnet_forward(net, B, bits, 0, z[r]), DA_OK);
+        ck_assert_int_eq(da_logicnet_backward(net, g, gb[r]), DA_OK);
+        for (int p = 0; p < 3; p++) {
+            gw[r][p] = malloc(net->params[p]->size * sizeof(double));
+            memcpy(gw[r][p], net->params[p]->grad, net->params[p]->size * sizeof(double));
+        }
+    }
+    ck_assert_double_lt(max_rel(z[1], z[0], B * 2), 1e-6);
+    ck_assert_double_lt(max_rel(gb[1], gb[0], B * 16), 1e-5);
+    double big = 0;
+    for (int i = 0; i < B * 16; i++)
+        big = fmax(big, fabs(gb[0][i]));
+    ck_assert_double_gt(big, 1e-3);                         /* a gradient reaches the bits */
+    ck_assert_double_gt(max_rel(gb[1], gb[0], B * 16), 0); /* really float */
+    for (int p = 0; p < 3; p++) {
+        ck_assert_double_lt(max_rel(gw[1][p], gw[0][p], net->params[p]->size), 1e-5);
+        free(gw[0][p]);
+        free(gw[1][p]);
+    }
+    da_logicnet_free(net);
 }
 END_TEST
 
@@ -468,6 +557,8 @@ int main(void)
     tcase_add_test(tc, test_gradcheck_network);
     tcase_add_test(tc, test_grad_factor);
     tcase_add_test(tc, test_driver_against_tensor_face);
+    tcase_add_test(tc, test_driver_f32);
+    tcase_add_test(tc, test_driver_f32_conv);
     tcase_add_test(tc, test_driver_finite_differences);
     tcase_add_test(tc, test_hard_mode);
     tcase_add_test(tc, test_connections_and_init);
