@@ -19,42 +19,67 @@ static int keyed_before(keyed a, keyed b)
     return a.v < b.v || (a.v == b.v && a.i < b.i);
 }
 
-/* below this size, ranks by counting (branch-free, O(n^2)) beat a merge sort */
-#define COUNT_SORT_MAX 64
+/* up to this size an insertion sort (about n^2/4 moves, one mispredicted branch per
+ * element) beats a merge sort; above it, runs of RUN_LENGTH are sorted so, then merged */
+#define INSERTION_SORT_MAX 32
+#define RUN_LENGTH 16
 
-/* order [n]; keys: 2n scratch pairs. Bottom-up merge sort of (value, index) pairs with
- * branch-free merges (random scores defeat branch prediction) */
+/* order [n] by insertion into a sorted prefix; equal values keep index order */
+static void insertion_argsort(int n, const double *x, int *order)
+{
+    double v[INSERTION_SORT_MAX]; /* [n] x along order */
+    for (int i = 0; i < n; i++) {
+        int k = i;
+        for (; k > 0 && v[k - 1] > x[i]; k--) {
+            v[k] = v[k - 1];
+            order[k] = order[k - 1];
+        }
+        v[k] = x[i];
+        order[k] = i;
+    }
+}
+
+/* dst = the runs of src of length width merged in pairs; branch-free merges (random
+ * scores defeat branch prediction) */
+static void merge_runs(int n, int width, const keyed *src, keyed *dst)
+{
+    for (int lo = 0; lo < n; lo += 2 * width) {
+        int mid = lo + width < n ? lo + width : n;
+        int hi = lo + 2 * width < n ? lo + 2 * width : n;
+        int i = lo, j = mid, k = lo;
+        while (i < mid && j < hi) {
+            int right = keyed_before(src[j], src[i]);
+            dst[k++] = right ? src[j] : src[i];
+            j += right;
+            i += !right;
+        }
+        while (i < mid)
+            dst[k++] = src[i++];
+        while (j < hi)
+            dst[k++] = src[j++];
+    }
+}
+
+/* order [n]: stable ascending argsort; keys: 2n scratch pairs. Bottom-up merge sort of
+ * (value, index) pairs from insertion-sorted runs */
 static void argsort(int n, const double *x, int *order, keyed *keys)
 {
-    if (n <= COUNT_SORT_MAX) {
-        for (int i = 0; i < n; i++) {
-            int r = 0;
-#pragma omp simd reduction(+ : r)
-            for (int j = 0; j < n; j++)
-                r += (x[j] < x[i]) | ((x[j] == x[i]) & (j < i));
-            order[r] = i;
-        }
+    if (n <= INSERTION_SORT_MAX) {
+        insertion_argsort(n, x, order);
         return;
     }
     keyed *src = keys, *dst = keys + n;
-    for (int i = 0; i < n; i++)
-        src[i] = (keyed){x[i], i};
-    for (int width = 1; width < n; width *= 2) {
-        for (int lo = 0; lo < n; lo += 2 * width) {
-            int mid = lo + width < n ? lo + width : n;
-            int hi = lo + 2 * width < n ? lo + 2 * width : n;
-            int i = lo, j = mid, k = lo;
-            while (i < mid && j < hi) {
-                int right = keyed_before(src[j], src[i]);
-                dst[k++] = right ? src[j] : src[i];
-                j += right;
-                i += !right;
-            }
-            while (i < mid)
-                dst[k++] = src[i++];
-            while (j < hi)
-                dst[k++] = src[j++];
+    for (int lo = 0; lo < n; lo += RUN_LENGTH) {
+        int hi = lo + RUN_LENGTH < n ? lo + RUN_LENGTH : n;
+        for (int i = lo; i < hi; i++) {
+            int k = i;
+            for (; k > lo && src[k - 1].v > x[i]; k--)
+                src[k] = src[k - 1];
+            src[k] = (keyed){x[i], i};
         }
+    }
+    for (int width = RUN_LENGTH; width < n; width *= 2) {
+        merge_runs(n, width, src, dst);
         keyed *t = src;
         src = dst;
         dst = t;
