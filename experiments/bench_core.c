@@ -5,7 +5,6 @@
  *      (conv5x5x32-pool-conv5x5x64-pool-fc64-fc10) at batch 64, F32, on random inputs.
  * Times are medians over repeated runs; experiments/bench_core_torch.py times (b) in
  * PyTorch with the same thread count. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,24 +125,16 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     ex_set_program_name(argv[0]);
-    int threads = 0, runs = 30, max_size = 1024, batch = 64, ch;
+    int threads = 0, runs = 30, max_size = 1024, batch = 64;
     const char *out = NULL;
-    static const struct option opts[] = {
-        {"threads", required_argument, 0, 't'}, {"runs", required_argument, 0, 'r'},
-        {"max-size", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'},
-        {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't': threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'r': runs = (int)ex_parse_long("runs", optarg, 1, 100000); break;
-        case 'n': max_size = (int)ex_parse_long("max-size", optarg, 64, 8192); break;
-        case 'b': batch = (int)ex_parse_long("batch", optarg, 1, 4096); break;
-        case 'o': out = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
+    const ex_option opts[] = {
+        EX_OPT_THREADS(&threads),
+        EX_OPT_INT("runs", &runs, 1, 100000),
+        EX_OPT_INT("max-size", &max_size, 64, 8192),
+        EX_OPT_INT("batch", &batch, 1, 4096),
+        EX_OPT_STRING("out", &out),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
     threads = ex_set_threads(threads);
     ex_json *j = ex_json_open(out, 0);
     if (!j)

@@ -10,7 +10,6 @@
  * usage: bench_logic [--layers L] [--width W] [--batch B] [--steps N] [--threads T]
  *   --threads T: only T threads (default: 1 then 2)
  *   --precision: the training kernels' precision (default: both, f64 then f32) */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,36 +82,31 @@ static double time_steps(const bench_cfg *c, double *loss_out, double *cpu_out)
     return dt;
 }
 
+static void usage(FILE *f)
+{
+    fputs("usage: bench_logic [--layers L] [--width W] [--batch B] [--steps N] "
+          "[--threads T] [--precision f32|f64]\n", f);
+}
+
 int main(int argc, char **argv)
 {
     ex_set_program_name("bench_logic");
     bench_cfg c = {6, 8000, 128, 20, 0, DA_F32};
-    int both = 1;
-    static const struct option opts[] = {
-        {"layers", required_argument, NULL, 'l'}, {"width", required_argument, NULL, 'w'},
-        {"batch", required_argument, NULL, 'b'},  {"steps", required_argument, NULL, 's'},
-        {"threads", required_argument, NULL, 't'}, {"precision", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'l': c.layers = (int)ex_parse_double("--layers", optarg, 1, 64); break;
-        case 'w': c.width = (int)ex_parse_double("--width", optarg, 10, 1e6); break;
-        case 'b': c.batch = (int)ex_parse_double("--batch", optarg, 1, 1e5); break;
-        case 's': c.steps = (int)ex_parse_double("--steps", optarg, 1, 1e6); break;
-        case 't': c.threads = (int)ex_parse_double("--threads", optarg, 1, 256); break;
-        case 'p':
-            if (strcmp(optarg, "f32") && strcmp(optarg, "f64"))
-                ex_die(2, "--precision: f32 or f64");
-            c.precision = strcmp(optarg, "f32") ? DA_F64 : DA_F32;
-            both = 0;
-            break;
-        default:
-            fputs("usage: bench_logic [--layers L] [--width W] [--batch B] [--steps N] "
-                  "[--threads T] [--precision f32|f64]\n", stderr);
-            return 2;
-        }
-    }
+    const char *precision = NULL;
+    const ex_option opts[] = {
+        EX_OPT_INT("layers", &c.layers, 1, 64),
+        EX_OPT_INT("width", &c.width, 10, 1000000),
+        EX_OPT_INT("batch", &c.batch, 1, 100000),
+        EX_OPT_INT("steps", &c.steps, 1, 1000000),
+        EX_OPT_INT("threads", &c.threads, 1, 256),
+        EX_OPT_STRING("precision", &precision),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
+    int both = !precision;
+    if (precision && strcmp(precision, "f32") && strcmp(precision, "f64"))
+        ex_die(2, "--precision: f32 or f64");
+    if (precision)
+        c.precision = strcmp(precision, "f32") ? DA_F64 : DA_F32;
     if (c.width % N_CLASSES)
         ex_die(2, "--width must be a multiple of %d", N_CLASSES);
     for (int t = c.threads ? c.threads : 1; t <= (c.threads ? c.threads : 2); t++)

@@ -19,7 +19,6 @@
  * Both sides report the loss and grad_check = sum_k grad_k u_k (u: LCG seed 3000 + n);
  * in float64 they must agree to 1e-8 (relative to max(1, |loss|), and to sum_k |grad_k|):
  * a disagreement is reported on stderr, marked in the table, and the exit status is 1. */
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -305,43 +304,27 @@ static void usage(FILE *f)
 
 static void parse_options(int argc, char **argv, bench_opts *o)
 {
-    static const struct option opts[] = {
-        {"threads", required_argument, 0, 't'}, {"batch", required_argument, 0, 'b'},
-        {"sizes", required_argument, 0, 'n'},   {"methods", required_argument, 0, 'M'},
-        {"steepness", required_argument, 0, 's'}, {"runs", required_argument, 0, 'r'},
-        {"rounds", required_argument, 0, 'R'},  {"max-seconds", required_argument, 0, 'S'},
-        {"min-seconds", required_argument, 0, 'I'},
-        {"max-n", required_argument, 0, 'm'},   {"torch", required_argument, 0, 'T'},
-        {"torch-f32", no_argument, 0, 'F'},     {"python", required_argument, 0, 'P'},
-        {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     const char *threads = "1,2", *sizes = "4,8,16,32,64,256,1024";
     *o = (bench_opts){.batch = 128, .runs = 5, .rounds = 3, .max_n = 1 << 30,
                       .steepness = 10, .min_seconds = 0.5, .max_seconds = 5, .python = "/usr/bin/python3",
                       .methods = NULL};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't': threads = optarg; break;
-        case 'b': o->batch = (int)ex_parse_long("batch", optarg, 1, 1 << 20); break;
-        case 'n': sizes = optarg; break;
-        case 'M': o->methods = optarg; break;
-        case 's': o->steepness = ex_parse_double("steepness", optarg, 1e-6, 1e6); break;
-        case 'r': o->runs = (int)ex_parse_long("runs", optarg, 1, 100000); break;
-        case 'R': o->rounds = (int)ex_parse_long("rounds", optarg, 1, 1000); break;
-        case 'S': o->max_seconds = ex_parse_double("max-seconds", optarg, 0, 1e6); break;
-        case 'I': o->min_seconds = ex_parse_double("min-seconds", optarg, 0, 1e6); break;
-        case 'm': o->max_n = (int)ex_parse_long("max-n", optarg, 2, DA_SORTNET_MAX_N); break;
-        case 'T': o->torch = optarg; break;
-        case 'F': o->f32 = 1; break;
-        case 'P': o->python = optarg; break;
-        case 'o': o->out = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc)
-        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    const ex_option opts[] = {
+        EX_OPT_STRING("threads", &threads),
+        EX_OPT_INT("batch", &o->batch, 1, 1 << 20),
+        EX_OPT_STRING("sizes", &sizes),
+        EX_OPT_STRING("methods", &o->methods),
+        EX_OPT_DOUBLE("steepness", &o->steepness, 1e-6, 1e6),
+        EX_OPT_INT("runs", &o->runs, 1, 100000),
+        EX_OPT_INT("rounds", &o->rounds, 1, 1000),
+        EX_OPT_DOUBLE("max-seconds", &o->max_seconds, 0, 1e6),
+        EX_OPT_DOUBLE("min-seconds", &o->min_seconds, 0, 1e6),
+        EX_OPT_INT("max-n", &o->max_n, 2, DA_SORTNET_MAX_N),
+        EX_OPT_STRING("torch", &o->torch),
+        EX_OPT_FLAG("torch-f32", &o->f32),
+        EX_OPT_STRING("python", &o->python),
+        EX_OPT_STRING("out", &o->out),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
     o->n_threads = parse_list("threads", threads, o->threads, 8, 1, 1024);
     o->n_sizes = parse_list("sizes", sizes, o->sizes, 32, 2, DA_SORTNET_MAX_N);
     if (o->methods)

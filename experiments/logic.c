@@ -12,7 +12,6 @@
  * --checkpoint writes the state after every epoch atomically; --resume continues a
  * killed run bit-exactly; --save writes the trained network (lib/logicnet.h format). */
 #include <ctype.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,62 +171,36 @@ static void parse_arch(config *c)
 static config parse_args(int argc, char **argv)
 {
     config c = {.dataset = -1, .seed = 1, .shift = -1};
-    static const struct option opts[] = {
-        {"dataset", required_argument, 0, 'D'},    {"arch", required_argument, 0, 'a'},
-        {"tau", required_argument, 0, 'T'},        {"epochs", required_argument, 0, 'e'},
-        {"batch", required_argument, 0, 'b'},      {"lr", required_argument, 0, 'l'},
-        {"seed", required_argument, 0, 's'},       {"split-seed", required_argument, 0, 'S'},
-        {"thresholds", required_argument, 0, 'n'}, {"connections", required_argument, 0, 'C'},
-        {"grad-factor", required_argument, 0, 'g'}, {"residual-init", no_argument, 0, 'R'},
-        {"eval-every", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'},
-        {"shift", required_argument, 0, 'H'},
-        {"checkpoint", required_argument, 0, 'c'}, {"resume", no_argument, 0, 'r'},
-        {"save", required_argument, 0, 'w'},       {"threads", required_argument, 0, 't'},
-        {"data", required_argument, 0, 'd'},       {"help", no_argument, 0, 'h'},
-        {"export-c", required_argument, 0, 'X'},   {"export-verilog", required_argument, 0, 'V'},
-        {"load", required_argument, 0, 'L'},       {"precision", required_argument, 0, 'P'},
-        {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'D': c.dataset = ex_parse_choice("dataset", optarg, dataset_names, 5); break;
-        case 'a': c.arch = optarg; break;
-        case 'T': c.tau = ex_parse_double("tau", optarg, 1e-6, 1e9); break;
-        case 'e': c.epochs = (int)ex_parse_long("epochs", optarg, 1, 1000000); break;
-        case 'b': c.batch = (int)ex_parse_long("batch", optarg, 1, 100000); break;
-        case 'l': c.lr = ex_parse_double("lr", optarg, 0, 10); break;
-        case 's': c.seed = (unsigned long)ex_parse_long("seed", optarg, 0, 1L << 32); break;
-        case 'S':
-            c.split_seed = (unsigned long)ex_parse_long("split-seed", optarg, 0, 1L << 32);
-            break;
-        case 'n':
-            c.thresholds = (int)ex_parse_long("thresholds", optarg, 1, DA_LOGICNET_MAX_THRESHOLDS);
-            break;
-        case 'C': c.connections = ex_parse_choice("connections", optarg, conn_names, 2); break;
-        case 'g': c.grad_factor = ex_parse_double("grad-factor", optarg, 1e-6, 1e6); break;
-        case 'R': c.residual_init = 1; break;
-        case 'E': c.eval_every = (int)ex_parse_long("eval-every", optarg, 1, 1000000); break;
-        case 'H': c.shift = (int)ex_parse_long("shift", optarg, 0, 8); break;
-        case 'o': c.out = optarg; break;
-        case 'c': c.checkpoint = optarg; break;
-        case 'r': c.resume = 1; break;
-        case 'w': c.save = optarg; break;
-        case 't': c.threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'd': c.data_dir = optarg; break;
-        case 'X': c.export_c = optarg; break;
-        case 'L': c.load = optarg; break;
-        case 'V': c.export_v = optarg; break;
-        case 'P': c.f32 = ex_parse_choice("precision", optarg, precision_names, 2); break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc)
-        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    const ex_option opts[] = {
+        EX_OPT_CHOICE("dataset", &c.dataset, dataset_names),
+        EX_OPT_STRING("arch", &c.arch),
+        EX_OPT_DOUBLE("tau", &c.tau, 1e-6, 1e9),
+        EX_OPT_INT("epochs", &c.epochs, 1, 1000000),
+        EX_OPT_INT("batch", &c.batch, 1, 100000),
+        EX_OPT_DOUBLE("lr", &c.lr, 0, 10),
+        EX_OPT_SEED("seed", &c.seed),
+        EX_OPT_SEED("split-seed", &c.split_seed),
+        EX_OPT_INT("thresholds", &c.thresholds, 1, DA_LOGICNET_MAX_THRESHOLDS),
+        EX_OPT_CHOICE("connections", &c.connections, conn_names),
+        EX_OPT_DOUBLE("grad-factor", &c.grad_factor, 1e-6, 1e6),
+        EX_OPT_FLAG("residual-init", &c.residual_init),
+        EX_OPT_INT("eval-every", &c.eval_every, 1, 1000000),
+        EX_OPT_STRING("out", &c.out),
+        EX_OPT_INT("shift", &c.shift, 0, 8),
+        EX_OPT_STRING("checkpoint", &c.checkpoint),
+        EX_OPT_FLAG("resume", &c.resume),
+        EX_OPT_STRING("save", &c.save),
+        EX_OPT_THREADS(&c.threads),
+        EX_OPT_STRING("data", &c.data_dir),
+        EX_OPT_STRING("export-c", &c.export_c),
+        EX_OPT_STRING("export-verilog", &c.export_v),
+        EX_OPT_STRING("load", &c.load),
+        EX_OPT_CHOICE("precision", &c.f32, precision_names),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
     if (c.dataset < 0)
         ex_die(2, "--dataset is required (see --help)");
-    if (c.resume && !c.checkpoint)
-        ex_die(2, "--resume needs --checkpoint FILE");
+    ex_check_resume(c.resume, c.checkpoint);
     if (c.load && (c.resume || c.checkpoint))
         ex_die(2, "--load evaluates a saved network: no --checkpoint / --resume");
     if (!c.arch)

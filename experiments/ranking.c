@@ -16,7 +16,6 @@
  * (per-sample Hessian of the method's loss) or fisher (InjectFisher). Adam, lr 10^-3.5 as
  * diffsort. Metrics (diffsort's): exact match, element-wise accuracy, exact match of the
  * first 5 items, on the test sets. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,45 +71,26 @@ static config parse_args(int argc, char **argv)
     config c = {.method = "odd_even:cauchy:steepness=10", .n = 5, .steps = 2000, .batch = 25,
                 .lr = 3.1622776601683794e-4, .eval_every = 500, .test_sets = 1000,
                 .newton_lambda = 1.0};
-    static const struct option opts[] = {
-        {"method", required_argument, 0, 'm'},     {"n", required_argument, 0, 'n'},
-        {"steps", required_argument, 0, 'S'},      {"batch", required_argument, 0, 'b'},
-        {"lr", required_argument, 0, 'l'},         {"seed", required_argument, 0, 's'},
-        {"eval-every", required_argument, 0, 'k'}, {"out", required_argument, 0, 'o'},
-        {"checkpoint", required_argument, 0, 'c'}, {"resume", no_argument, 0, 'r'},
-        {"newton", required_argument, 0, 'N'},     {"newton-lambda", required_argument, 0, 'L'},
-        {"test-sets", required_argument, 0, 'T'},  {"split-seed", required_argument, 0, 'x'},
-        {"threads", required_argument, 0, 't'},    {"data", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': c.method = optarg; break;
-        case 'n': c.n = (int)ex_parse_long("n", optarg, 2, 64); break;
-        case 'S': c.steps = ex_parse_long("steps", optarg, 1, 100000000); break;
-        case 'b': c.batch = (int)ex_parse_long("batch", optarg, 1, 4096); break;
-        case 'l': c.lr = ex_parse_double("lr", optarg, 0, 10); break;
-        case 's': c.seed = (unsigned long)ex_parse_long("seed", optarg, 0, 1L << 32); break;
-        case 'k': c.eval_every = (int)ex_parse_long("eval-every", optarg, 1, 100000000); break;
-        case 'o': c.out = optarg; break;
-        case 'c': c.checkpoint = optarg; break;
-        case 'r': c.resume = 1; break;
-        case 'N': c.newton = ex_parse_choice("newton", optarg, newton_names, 3); break;
-        case 'L': c.newton_lambda = ex_parse_double("newton-lambda", optarg, 1e-12, 1e12); break;
-        case 'T': c.test_sets = (int)ex_parse_long("test-sets", optarg, 1, 1000000); break;
-        case 'x':
-            c.split_seed = (unsigned long)ex_parse_long("split-seed", optarg, 0, 1L << 32);
-            break;
-        case 't': c.threads = (int)ex_parse_long("threads", optarg, 1, 1024); break;
-        case 'd': c.data_dir = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc)
-        ex_die(2, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (c.resume && !c.checkpoint)
-        ex_die(2, "--resume needs --checkpoint FILE");
+    const ex_option opts[] = {
+        EX_OPT_STRING("method", &c.method),
+        EX_OPT_INT("n", &c.n, 2, 64),
+        EX_OPT_LONG("steps", &c.steps, 1, 100000000),
+        EX_OPT_INT("batch", &c.batch, 1, 4096),
+        EX_OPT_DOUBLE("lr", &c.lr, 0, 10),
+        EX_OPT_SEED("seed", &c.seed),
+        EX_OPT_INT("eval-every", &c.eval_every, 1, 100000000),
+        EX_OPT_STRING("out", &c.out),
+        EX_OPT_STRING("checkpoint", &c.checkpoint),
+        EX_OPT_FLAG("resume", &c.resume),
+        EX_OPT_CHOICE("newton", &c.newton, newton_names),
+        EX_OPT_DOUBLE("newton-lambda", &c.newton_lambda, 1e-12, 1e12),
+        EX_OPT_INT("test-sets", &c.test_sets, 1, 1000000),
+        EX_OPT_SEED("split-seed", &c.split_seed),
+        EX_OPT_THREADS(&c.threads),
+        EX_OPT_STRING("data", &c.data_dir),
+    };
+    ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
+    ex_check_resume(c.resume, c.checkpoint);
     return c;
 }
 
