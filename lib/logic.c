@@ -15,6 +15,7 @@
 
 #include "logic.h"
 #include "alloc.h"
+#include "simd.h"
 
 /* gate_g(a, b) = c0 + c1 a + c2 b + c3 ab, difflogic's order: gate_coef[k][g] = c_k of
  * gate g (false, and, a&!b, a, !a&b, b, xor, or, nor, xnor, !b, b=>a, !a, a=>b, nand,
@@ -51,12 +52,6 @@ int da_logic_gate_coeffs(int gate, double c[4])
 }
 
 /* ---- per-neuron coefficients ---- */
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SIMD_CLONES
-#endif
 
 /* four doubles (GCC vector extension: SSE2 pairs, or AVX in an AVX2 clone) */
 typedef double v4d __attribute__((vector_size(32)));

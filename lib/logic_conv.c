@@ -19,6 +19,7 @@
 
 #include "logic_conv.h"
 #include "alloc.h"
+#include "simd.h"
 
 /* below this many gate evaluations per call a loop runs on one thread */
 #define PAR_MIN 32768L
@@ -185,14 +186,7 @@ int da_logic_conv_check_leaves(const da_logic_conv *L)
 
 /* ---- tree kernels ---- */
 
-/* The streams over positions, vectorized (omp simd), with an AVX2 clone picked at load
- * time on x86-64 (the library is built for the baseline ISA). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SIMD_CLONES
-#endif
-
+/* The streams over positions are vectorized (omp simd, SIMD_CLONES of simd.h). */
 /* y [n] = c0 + c1 a + (c2 + c3 a) b with a, b read at strides sa, sb */
 SIMD_CLONES static void gate_stream(int n, const double *a, int sa, const double *b, int sb,
                                     const double *c, double *restrict y)

@@ -9,6 +9,7 @@
 
 #include "logicnet_impl.h"
 #include "alloc.h"
+#include "simd.h"
 
 /* ---- training forward / backward ----
  * The driver keeps activations feature-major, act[l] [dims[l]][batch], so that a
@@ -120,14 +121,7 @@ static int ensure_workspace(da_logicnet *net, int batch)
     return DA_OK;
 }
 
-/* The per-neuron streams, vectorized (omp simd), with an AVX2 clone picked at load time
- * on x86-64 (the library is built for the baseline ISA). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SIMD_CLONES
-#endif
-
+/* The per-neuron streams are vectorized (omp simd, SIMD_CLONES of simd.h). */
 /* the rows of a neuron PREFETCH_AHEAD neurons on are fetched into the cache while this
  * one is computed (the rows are gathered at random) */
 #define PREFETCH_AHEAD 6
