@@ -649,7 +649,8 @@ int main(int argc, char **argv)
     ex_json *j = ex_json_open(c.out, c.resume);
     if (!j)
         exit(1);
-    write_config(j, &c, &d, net, threads, start);
+    if (start < c.epochs) /* resumed at the end: the file already ends with the result */
+        write_config(j, &c, &d, net, threads, start);
     long neurons = gates_per_sample(net);
     ex_log("logic: %s; %s, %d bits, %ld gates, tau %g, batch %d, Adam lr %g, %d threads%s",
            d.desc, c.arch, net->n_bits, neurons, c.tau, c.batch, c.lr, threads,

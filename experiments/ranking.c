@@ -339,7 +339,10 @@ int main(int argc, char **argv)
     ex_json *j = ex_json_open(c.out, c.resume);
     if (!j)
         exit(1);
-    write_config(j, &c, &t, sp, threads, start);
+    /* a run resumed after its last checkpoint, at the end, adds no line: its file
+     * already ends with the final result */
+    if (start < c.steps)
+        write_config(j, &c, &t, sp, threads, start);
     ex_log("ranking: %s%s%s, n = %d, batch %d sets, %ld steps, Adam lr %g, seed %lu; digits "
            "%d train / %d test (split seed %lu), %d test sets; %d threads%s",
            da_ranking_spec(t.method), c.newton ? " + newton " : "",

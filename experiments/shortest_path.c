@@ -566,7 +566,10 @@ int main(int argc, char **argv)
     ex_json *j = ex_json_open(c.out, c.resume);
     if (!j)
         exit(1);
-    write_config(j, &c, &t, data.split, threads, start);
+    /* a run resumed after its last checkpoint, at the end, adds no line: its file
+     * already ends with the final result */
+    if (start < c.epochs)
+        write_config(j, &c, &t, data.split, threads, start);
     ex_log("shortest_path: %s, %d x %d, %s%s%s, batch %d, %ld epochs of %d samples, Adam lr %g, "
            "seed %lu, %d test samples; %d threads%s", task_names[c.task], c.grid, c.grid,
            t.method.spec, c.newton ? " + newton " : "", c.newton ? newton_names[c.newton] : "", B,

@@ -194,7 +194,8 @@ int main(int argc, char **argv)
     ex_json *j = ex_json_open(c.out, c.resume);
     if (!j)
         exit(1);
-    write_config(j, &c, m, sp, threads, start);
+    if (start < c.epochs) /* resumed at the end: the file already ends with the result */
+        write_config(j, &c, m, sp, threads, start);
     ex_log("train_mnist: %s (%ld weights), %d train / %d test (split seed %lu), batch %d, "
            "Adam lr %g (%s), %d threads%s", model_names[c.model], da_model_n_weights(m),
            sp->n_train, sp->n_test, c.split_seed, c.batch, c.lr, schedule_names[c.schedule],

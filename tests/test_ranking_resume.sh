@@ -19,6 +19,11 @@ $prog $common --steps 4 --checkpoint "$tmp/a.ck" --out "$tmp/a.jsonl" > /dev/nul
 $prog $common --checkpoint "$tmp/a.ck" --resume --out "$tmp/a.jsonl" > /dev/null 2>&1
 [ "$(final "$tmp/full.jsonl")" = "$(final "$tmp/a.jsonl")" ] ||
     { echo "FAIL: stop + resume differs:"; final "$tmp/full.jsonl"; final "$tmp/a.jsonl"; exit 1; }
+# resuming a finished run (a kill after its last checkpoint) appends nothing
+lines=$(wc -l < "$tmp/a.jsonl")
+$prog $common --checkpoint "$tmp/a.ck" --resume --out "$tmp/a.jsonl" > /dev/null 2>&1
+[ "$(wc -l < "$tmp/a.jsonl")" = "$lines" ] && [ "$(final "$tmp/full.jsonl")" = "$(final "$tmp/a.jsonl")" ] ||
+    { echo "FAIL: resuming a finished run changed its output"; tail -n 2 "$tmp/a.jsonl"; exit 1; }
 
 # SIGKILL as soon as a checkpoint exists, then resume
 $prog $common --checkpoint "$tmp/b.ck" --out "$tmp/b.jsonl" > /dev/null 2>&1 &
@@ -103,4 +108,4 @@ while :; do
 done
 same_final "$tmp/d.jsonl" "resume after $kills kills"
 [ $in_writes -gt 0 ] || fail "none of the $kills kills landed inside a checkpoint write"
-echo "4 passed, 0 failed ($kills kills, $in_writes inside a checkpoint write)"
+echo "5 passed, 0 failed ($kills kills, $in_writes inside a checkpoint write)"
