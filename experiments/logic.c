@@ -99,8 +99,8 @@ static void usage(FILE *f)
           "  --export-verilog  write it as a combinational Verilog module 'logicnet'\n"
           "  --load        evaluate (and export) a saved network instead of training\n"
           "  --threads     OpenMP threads (default: OMP_NUM_THREADS or all)\n"
-          "  --precision   f64 (default) or f32: the training kernels' activations and\n"
-          "                gradients (f32: about twice the throughput)\n", f);
+          "  --precision   f32 (default) or f64: the training kernels' activations and\n"
+          "                gradients (f64: half the throughput)\n", f);
 }
 
 /* a number after *p (advanced), in [0, 100000] */
@@ -170,7 +170,7 @@ static void parse_arch(config *c)
 
 static config parse_args(int argc, char **argv)
 {
-    config c = {.dataset = -1, .seed = 1, .shift = -1};
+    config c = {.dataset = -1, .seed = 1, .shift = -1, .f32 = 1};
     const ex_option opts[] = {
         EX_OPT_CHOICE("dataset", &c.dataset, dataset_names),
         EX_OPT_STRING("arch", &c.arch),
