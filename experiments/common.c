@@ -369,31 +369,29 @@ void ex_check_resume(int resume, const char *checkpoint)
 
 /* ---- checkpoints ---- */
 
-void ex_checkpoint_save(const char *path, da_model *m, const da_optim *opt, const da_rng *rng,
-                        const char *counter, long value, double seconds, const char *run_id)
+void ex_run_state_save(const char *path, const ex_run_state *s)
 {
     da_checkpoint *ck = da_checkpoint_new();
-    da_tensor **ps = da_model_params(m);
     char name[32];
-    size_t n = da_optim_state_size(opt);
+    size_t n = da_optim_state_size(s->opt);
     int rc = ck ? DA_OK : DA_ENOMEM;
-    for (int i = 0; i < da_model_n_params(m) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_put_tensor(ck, name, ps[i]);
+    for (int i = 0; i < s->n_params && !rc; i++) {
+        snprintf(name, sizeof name, "%s%d", s->prefix, i);
+        rc = da_checkpoint_put_tensor(ck, name, s->params[i]);
     }
     void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
     if (!rc && !st)
         rc = da_last_error_code();
     if (!rc)
-        rc = da_optim_state_save(opt, st, n);
+        rc = da_optim_state_save(s->opt, st, n);
     if (!rc)
-        rc = da_checkpoint_put_rng(ck, "rng", rng);
+        rc = da_checkpoint_put_rng(ck, "rng", s->rng);
     if (!rc)
-        rc = da_checkpoint_put_long(ck, counter, value);
+        rc = da_checkpoint_put_long(ck, s->counter, s->value);
     if (!rc)
-        rc = da_checkpoint_put(ck, "seconds", &seconds, sizeof seconds);
-    if (!rc && run_id)
-        rc = da_checkpoint_put(ck, "run", run_id, strlen(run_id));
+        rc = da_checkpoint_put(ck, s->clock, s->seconds, s->n_clock * sizeof *s->seconds);
+    if (!rc && s->run_id)
+        rc = da_checkpoint_put(ck, "run", s->run_id, strlen(s->run_id));
     if (!rc)
         rc = da_checkpoint_save(ck, path);
     da_checkpoint_free(ck);
@@ -401,42 +399,62 @@ void ex_checkpoint_save(const char *path, da_model *m, const da_optim *opt, cons
         ex_die(1, "writing the checkpoint: %s", da_last_error());
 }
 
-long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rng,
-                        const char *counter, double *seconds, const char *run_id)
+void ex_run_state_load(const char *path, ex_run_state *s)
 {
     da_checkpoint *ck = NULL;
-    da_tensor **ps = da_model_params(m);
-    char name[32];
-    long value = 0;
+    char name[32], rejected[512];
     size_t n;
-    char rejected[512];
     int rc = da_checkpoint_load_latest(path, &ck, rejected, sizeof rejected);
     if (!rc && rejected[0])
         ex_log("resuming: %s rejected (%s); using the previous checkpoint %s%s", path,
                rejected, path, DA_CHECKPOINT_PREV_SUFFIX);
-    const char *got = rc || !run_id ? NULL : da_checkpoint_get(ck, "run", &n);
-    if (!rc && run_id && (!got || n != strlen(run_id) || memcmp(got, run_id, n)))
-        rc = da_set_error(DA_EFORMAT, "%s was written for another run (not %s)", path, run_id);
-    for (int i = 0; i < da_model_n_params(m) && !rc; i++) {
-        snprintf(name, sizeof name, "param%d", i);
-        rc = da_checkpoint_get_tensor(ck, name, ps[i]);
+    const char *got = rc || !s->run_id ? NULL : da_checkpoint_get(ck, "run", &n);
+    if (!rc && s->run_id && (!got || n != strlen(s->run_id) || memcmp(got, s->run_id, n)))
+        rc = da_set_error(DA_EFORMAT, "%s was written for another run (not %s)", path,
+                          s->run_id);
+    for (int i = 0; i < s->n_params && !rc; i++) {
+        snprintf(name, sizeof name, "%s%d", s->prefix, i);
+        rc = da_checkpoint_get_tensor(ck, name, s->params[i]);
     }
     const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
     if (!rc && !st)
         rc = da_last_error_code();
     if (!rc)
-        rc = da_optim_state_load(opt, st, n);
+        rc = da_optim_state_load(s->opt, st, n);
     if (!rc)
-        rc = da_checkpoint_get_rng(ck, "rng", rng);
+        rc = da_checkpoint_get_rng(ck, "rng", s->rng);
     if (!rc)
-        rc = da_checkpoint_get_long(ck, counter, &value);
-    const double *sec = rc ? NULL : da_checkpoint_get(ck, "seconds", &n);
-    if (!rc && (!sec || n != sizeof *seconds))
+        rc = da_checkpoint_get_long(ck, s->counter, &s->value);
+    const double *sec = rc ? NULL : da_checkpoint_get(ck, s->clock, &n);
+    if (!rc && (!sec || n != s->n_clock * sizeof *s->seconds))
         rc = da_set_error(DA_EFORMAT, "%s: no elapsed time", path);
     if (!rc)
-        *seconds = *sec;
+        memcpy(s->seconds, sec, n);
     da_checkpoint_free(ck);
     if (rc)
         ex_die(1, "resuming: %s", da_last_error());
-    return value;
+}
+
+static ex_run_state model_state(da_model *m, da_optim *opt, da_rng *rng, const char *counter,
+                                long value, double *seconds, const char *run_id)
+{
+    return (ex_run_state){.params = da_model_params(m), .n_params = da_model_n_params(m),
+                          .prefix = "param", .opt = opt, .rng = rng, .counter = counter,
+                          .value = value, .clock = "seconds", .seconds = seconds,
+                          .n_clock = 1, .run_id = run_id};
+}
+
+void ex_checkpoint_save(const char *path, da_model *m, da_optim *opt, da_rng *rng,
+                        const char *counter, long value, double seconds, const char *run_id)
+{
+    ex_run_state s = model_state(m, opt, rng, counter, value, &seconds, run_id);
+    ex_run_state_save(path, &s);
+}
+
+long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rng,
+                        const char *counter, double *seconds, const char *run_id)
+{
+    ex_run_state s = model_state(m, opt, rng, counter, 0, seconds, run_id);
+    ex_run_state_load(path, &s);
+    return s.value;
 }

@@ -128,15 +128,34 @@ void ex_parse_options(int argc, char **argv, const ex_option *opts, int n,
 void ex_check_resume(int resume, const char *checkpoint);
 
 /* ---- checkpoints of a training run (lib/io.h format, written atomically) ----
- * The state every training program saves: the model parameters (param0, param1, ...),
- * the optimizer state ("optim"), the generator ("rng"), a counter named `counter`
- * ("epoch" or "step"), the elapsed seconds, and a run id (the configuration a resume
- * must match, or NULL for none). On any error both print the message and exit(1). */
-void ex_checkpoint_save(const char *path, da_model *m, const da_optim *opt, const da_rng *rng,
+ * The state every training program saves: its parameter tensors (entries <prefix>0,
+ * <prefix>1, ...), the optimizer state ("optim"), the generator ("rng"), a counter named
+ * `counter` ("epoch" or "step"), n_clock elapsed-time figures (entry `clock`), and a run
+ * id (the configuration a resume must match, or NULL for none). */
+typedef struct {
+    da_tensor **params;
+    int n_params;
+    const char *prefix;
+    da_optim *opt;
+    da_rng *rng;
+    const char *counter;
+    long value;         /* saved; set by a load */
+    const char *clock;
+    double *seconds;    /* [n_clock]: saved; set by a load */
+    int n_clock;
+    const char *run_id;
+} ex_run_state;
+
+/* On any error both print the message and exit(1). A load takes the newest intact file:
+ * a damaged (truncated, corrupted) or missing checkpoint is rejected with a log line and
+ * the previous one (FILE.prev, kept by every save) is used (da_checkpoint_load_latest). */
+void ex_run_state_save(const char *path, const ex_run_state *s);
+void ex_run_state_load(const char *path, ex_run_state *s);
+
+/* The same for a da_model (entries param0, ...; one clock "seconds"); the load returns
+ * the counter and sets *seconds. */
+void ex_checkpoint_save(const char *path, da_model *m, da_optim *opt, da_rng *rng,
                         const char *counter, long value, double seconds, const char *run_id);
-/* Restores what ex_checkpoint_save wrote; returns the counter, *seconds the elapsed time.
- * A damaged (truncated, corrupted) or missing checkpoint file is rejected with a log line
- * and the previous one (FILE.prev, kept by every save) is used: da_checkpoint_load_latest. */
 long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rng,
                         const char *counter, double *seconds, const char *run_id);
 

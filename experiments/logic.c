@@ -411,71 +411,29 @@ static void evaluate(const config *c, const data *d, da_logicnet *net, buffers *
     *acc_hard = (double)hard / d->test.n;
 }
 
-/* ---- checkpoints: gate logits, optimizer state, rng, epoch, times ---- */
+/* ---- checkpoints: gate logits (w0, w1, ...), optimizer state, rng, epoch, times ---- */
 
-static void save_state(const char *path, const da_logicnet *net, const da_optim *opt,
-                       const da_rng *rng, int epoch, const double times[2])
+static ex_run_state run_state(da_logicnet *net, da_optim *opt, da_rng *rng, int epoch,
+                              double times[2])
 {
-    da_checkpoint *ck = da_checkpoint_new();
-    char name[32];
-    size_t n = da_optim_state_size(opt);
-    int rc = ck ? DA_OK : DA_ENOMEM;
-    for (int p = 0; p < net->n_params && !rc; p++) { /* dense nets: w0, w1, ... */
-        snprintf(name, sizeof name, "w%d", p);
-        rc = da_checkpoint_put_tensor(ck, name, net->params[p]);
-    }
-    void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_save(opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_put_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_put_long(ck, "epoch", epoch);
-    if (!rc)
-        rc = da_checkpoint_put(ck, "times", times, 2 * sizeof *times);
-    if (!rc)
-        rc = da_checkpoint_save(ck, path);
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "writing the checkpoint: %s", da_last_error());
+    return (ex_run_state){.params = net->params, .n_params = net->n_params, .prefix = "w",
+                          .opt = opt, .rng = rng, .counter = "epoch", .value = epoch,
+                          .clock = "times", .seconds = times, .n_clock = 2};
+}
+
+static void save_state(const char *path, da_logicnet *net, da_optim *opt, da_rng *rng,
+                       int epoch, double times[2])
+{
+    ex_run_state s = run_state(net, opt, rng, epoch, times);
+    ex_run_state_save(path, &s);
 }
 
 static int load_state(const char *path, da_logicnet *net, da_optim *opt, da_rng *rng,
                       double times[2])
 {
-    da_checkpoint *ck;
-    char name[32];
-    long epoch = 0;
-    size_t n;
-    char rejected[512];
-    int rc = da_checkpoint_load_latest(path, &ck, rejected, sizeof rejected);
-    if (!rc && rejected[0])
-        ex_log("resuming: %s rejected (%s); using the previous checkpoint %s%s", path,
-               rejected, path, DA_CHECKPOINT_PREV_SUFFIX);
-    for (int p = 0; p < net->n_params && !rc; p++) {
-        snprintf(name, sizeof name, "w%d", p);
-        rc = da_checkpoint_get_tensor(ck, name, net->params[p]);
-    }
-    const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
-    if (!rc && !st)
-        rc = da_last_error_code();
-    if (!rc)
-        rc = da_optim_state_load(opt, st, n);
-    if (!rc)
-        rc = da_checkpoint_get_rng(ck, "rng", rng);
-    if (!rc)
-        rc = da_checkpoint_get_long(ck, "epoch", &epoch);
-    const double *t = rc ? NULL : da_checkpoint_get(ck, "times", &n);
-    if (!rc && (!t || n != 2 * sizeof *times))
-        rc = da_set_error(DA_EFORMAT, "%s: no elapsed times", path);
-    if (!rc)
-        memcpy(times, t, 2 * sizeof *times);
-    da_checkpoint_free(ck);
-    if (rc)
-        ex_die(1, "resuming: %s", da_last_error());
-    return (int)epoch;
+    ex_run_state s = run_state(net, opt, rng, 0, times);
+    ex_run_state_load(path, &s);
+    return (int)s.value;
 }
 
 /* gate evaluations per sample: tree gates at every position, dense neurons */
