@@ -225,6 +225,68 @@ da_tensor *da_op_custom(da_ctx *ctx, const char *name, da_tensor **in, int n_in,
     return out;
 }
 
+/* ---- fused scalar losses ---- */
+
+typedef struct {
+    da_loss_fn loss;
+    da_custom_hvp hvp;
+    void *state;  /* the caller's */
+    double *grad; /* [in[0]->size] from the forward; NULL when in[0] needs no gradient */
+} loss_saved;
+
+/* the args as the caller's callbacks see them: with the caller's state */
+static da_custom_args caller_args(const da_custom_args *a)
+{
+    da_custom_args c = *a;
+    c.state = ((const loss_saved *)a->state)->state;
+    return c;
+}
+
+static int loss_forward(da_custom_args *a, double *out)
+{
+    loss_saved *ls = a->state;
+    const da_tensor *x = a->in[0];
+    if (x->requires_grad &&
+        !(ls->grad = da_ctx_alloc(a->ctx, (size_t)x->size * sizeof *ls->grad)))
+        return DA_ENOMEM;
+    da_custom_args c = caller_args(a);
+    return ls->loss(&c, out, ls->grad);
+}
+
+static int loss_backward(da_custom_args *a, const double *og, double *const *ig)
+{
+    const loss_saved *ls = a->state;
+    if (!ig[0])
+        return DA_OK;
+    if (!ls->grad)
+        return da_set_error(DA_ESTATE, "loss: input 0 needed no gradient at the forward");
+    for (long i = 0; i < a->in[0]->size; i++)
+        ig[0][i] += og[0] * ls->grad[i];
+    return DA_OK;
+}
+
+static int loss_hvp(da_custom_args *a, const double *v, double *hv)
+{
+    da_custom_args c = caller_args(a);
+    return ((const loss_saved *)a->state)->hvp(&c, v, hv);
+}
+
+da_tensor *da_op_loss(da_ctx *ctx, const char *name, da_tensor **in, int n_in, da_loss_fn loss,
+                      da_custom_hvp hvp, void *state)
+{
+    if (!ctx || !loss) {
+        da_set_error(DA_EINVAL, "%s: NULL ctx or loss callback", name ? name : "da_op_loss");
+        return NULL;
+    }
+    loss_saved *ls = da_ctx_alloc(ctx, sizeof *ls);
+    if (!ls)
+        return NULL;
+    *ls = (loss_saved){.loss = loss, .hvp = hvp, .state = state};
+    int one = 1;
+    return da_op_custom(ctx, name ? name : "da_op_loss", in, n_in, 0, &one, loss_forward,
+                        loss_backward, hvp ? loss_hvp : NULL, ls);
+}
+
 /* ---- second order ---- */
 
 /* gradient of f at z into g; returns the output tensor's node through *root */

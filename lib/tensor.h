@@ -158,6 +158,16 @@ da_tensor *da_op_custom(da_ctx *ctx, const char *name, da_tensor **in, int n_in,
                         int out_ndim, const int *out_shape, da_custom_forward forward,
                         da_custom_backward backward, da_custom_hvp hvp, void *state);
 
+/* ---- fused scalar losses: the gradient comes with the value ----
+ * loss writes the scalar to *value and, when grad is not NULL (input 0 requires a
+ * gradient), d value / d in[0] to grad (in[0]->size doubles, zeroed). The node keeps
+ * that gradient; its backward adds out_grad * grad to input 0's gradient (the other
+ * inputs are constants: they get none). args->state is the state given here; hvp as for
+ * da_op_custom (may be NULL). The output is a scalar tensor of in[0]'s dtype. */
+typedef int (*da_loss_fn)(da_custom_args *args, double *value, double *grad);
+da_tensor *da_op_loss(da_ctx *ctx, const char *name, da_tensor **in, int n_in, da_loss_fn loss,
+                      da_custom_hvp hvp, void *state);
+
 /* ---- second order (DESIGN.md §3) ----
  * f builds a scalar from z inside ctx (z is an F64 leaf of m elements). */
 typedef da_tensor *(*da_scalar_fn)(da_ctx *ctx, da_tensor *z, void *user);

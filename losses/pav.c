@@ -581,34 +581,16 @@ typedef struct {
     da_fast_soft_rank_cfg cfg;
     int batch;
     const double *targets; /* [batch][n], ctx copy */
-    double *grad;          /* [batch][n] d loss / d scores, when needed */
 } rank_loss_state;
 
-static int rank_loss_forward(da_custom_args *args, double *out)
+static int rank_loss_value(da_custom_args *args, double *out, double *grad)
 {
-    rank_loss_state *st = args->state;
-    long count = (long)st->batch * st->cfg.n;
+    const rank_loss_state *st = args->state;
     double *row_loss = da_ctx_alloc(args->ctx, (size_t)st->batch * sizeof(double));
     if (!row_loss)
         return DA_ENOMEM;
-    if (args->in[0]->requires_grad &&
-        !(st->grad = da_ctx_alloc(args->ctx, (size_t)count * sizeof(double))))
-        return DA_ENOMEM;
     return rank_loss_compute("da_fast_soft_rank", &st->cfg, st->batch, args->in_data[0],
-                             st->targets, row_loss, out, st->grad);
-}
-
-static int rank_loss_backward(da_custom_args *args, const double *og, double *const *ig)
-{
-    const rank_loss_state *st = args->state;
-    long count = (long)st->batch * st->cfg.n;
-    if (!ig[0])
-        return DA_OK;
-    if (!st->grad)
-        return da_set_error(DA_ESTATE, "da_fast_soft_rank: backward without gradient");
-    for (long k = 0; k < count; k++)
-        ig[0][k] += og[0] * st->grad[k];
-    return DA_OK;
+                             st->targets, row_loss, out, grad);
 }
 
 da_tensor *da_fast_soft_rank(da_ctx *ctx, da_tensor *scores, const double *targets,
@@ -639,8 +621,6 @@ da_tensor *da_fast_soft_rank(da_ctx *ctx, da_tensor *scores, const double *targe
     if (!st || !tcopy)
         return NULL;
     memcpy(tcopy, targets, (size_t)count * sizeof(double));
-    *st = (rank_loss_state){*cfg, batch, tcopy, NULL};
-    int one = 1;
-    return da_op_custom(ctx, fn, &scores, 1, 0, &one, rank_loss_forward, rank_loss_backward,
-                        NULL, st);
+    *st = (rank_loss_state){*cfg, batch, tcopy};
+    return da_op_loss(ctx, fn, &scores, 1, rank_loss_value, NULL, st);
 }

@@ -417,29 +417,11 @@ typedef struct {
     const double *targets; /* [batch][n] ctx copy, NULL for the perm op */
 } op_state;
 
-static int loss_forward(da_custom_args *a, double *out)
+static int loss_value(da_custom_args *a, double *out, double *grad)
 {
     const op_state *st = a->state;
-    double *grad = NULL;
-    if (a->in[0]->requires_grad &&
-        !(grad = da_ctx_alloc(a->ctx, (size_t)st->batch * st->n * sizeof *grad)))
-        return DA_ENOMEM;
-    a->saved = grad;
     return da_relperm_loss(st->k, st->n, st->tau, st->batch, a->in_data[0], st->targets, out,
                            grad);
-}
-
-static int loss_backward(da_custom_args *a, const double *og, double *const *ig)
-{
-    const op_state *st = a->state;
-    const double *grad = a->saved;
-    if (!ig[0])
-        return DA_OK;
-    if (!grad)
-        return da_set_error(DA_ESTATE, "%s: no gradient was saved", st->k->name);
-    for (long i = 0; i < a->in[0]->size; i++)
-        ig[0][i] += og[0] * grad[i];
-    return DA_OK;
 }
 
 static int loss_hvp(da_custom_args *a, const double *v, double *hv)
@@ -510,9 +492,7 @@ da_tensor *da_relperm_loss_op(da_ctx *ctx, const da_relperm_kind *k, int n, doub
         return NULL;
     memcpy(copy, targets, (size_t)scores->size * sizeof *copy);
     st->targets = copy;
-    int one = 1;
-    return da_op_custom(ctx, k->name, &scores, 1, 0, &one, loss_forward, loss_backward,
-                        loss_hvp, st);
+    return da_op_loss(ctx, k->name, &scores, 1, loss_value, loss_hvp, st);
 }
 
 da_tensor *da_relperm_perm_op(da_ctx *ctx, const da_relperm_kind *k, int n, double tau,

@@ -196,33 +196,21 @@ typedef struct {
     const da_sp_perturbed_cfg *cfg;
     da_rng *rng;
     const double *target;
-    double *grad; /* [batch][V] gradient of the loss from the forward samples, or NULL */
 } fy_state;
 
-static int fy_forward(da_custom_args *a, double *out)
+static int fy_value(da_custom_args *a, double *out, double *grad)
 {
     const da_tensor *c = a->in[0];
-    fy_state *st = a->state;
-    if (c->requires_grad && !(st->grad = da_ctx_alloc(a->ctx, (size_t)c->size * sizeof(double))))
-        return DA_ENOMEM;
-    return fy_compute("da_sp_fy", st->cfg, st->rng, c->shape[0], c->shape[1], c->shape[2],
-                      a->in_data[0], st->target, 1.0 / c->shape[0], out, st->grad);
-}
-
-static int fy_backward(da_custom_args *a, const double *og, double *const *ig)
-{
     const fy_state *st = a->state;
-    if (ig[0] && st->grad)
-        for (long i = 0; i < a->in[0]->size; i++)
-            ig[0][i] += og[0] * st->grad[i];
-    return DA_OK;
+    return fy_compute("da_sp_fy", st->cfg, st->rng, c->shape[0], c->shape[1], c->shape[2],
+                      a->in_data[0], st->target, 1.0 / c->shape[0], out, grad);
 }
 
 da_tensor *da_sp_fy(da_ctx *ctx, da_tensor *cost, const double *target,
                     const da_sp_perturbed_cfg *cfg, da_rng *rng)
 {
     const char *who = "da_sp_fy";
-    int batch, H, W, one = 1;
+    int batch, H, W;
     if (!ctx) {
         da_set_error(DA_EINVAL, "%s: NULL ctx", who);
         return NULL;
@@ -233,6 +221,6 @@ da_tensor *da_sp_fy(da_ctx *ctx, da_tensor *cost, const double *target,
     fy_state *st = da_ctx_alloc(ctx, sizeof *st);
     if (!st)
         return NULL;
-    *st = (fy_state){.cfg = cfg, .rng = rng, .target = target, .grad = NULL};
-    return da_op_custom(ctx, who, &cost, 1, 0, &one, fy_forward, fy_backward, NULL, st);
+    *st = (fy_state){.cfg = cfg, .rng = rng, .target = target};
+    return da_op_loss(ctx, who, &cost, 1, fy_value, NULL, st);
 }

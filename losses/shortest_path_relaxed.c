@@ -500,7 +500,6 @@ int da_sp_relaxed_loss(const da_sp_relaxed_cfg *cfg, int batch, int H, int W,
 typedef struct {
     const da_sp_relaxed_cfg *cfg;
     const double *target; /* loss op only */
-    double *grad;         /* loss op: [batch][V] gradient of the loss, from the forward */
 } relax_op_state;
 
 static int path_op_forward(da_custom_args *a, double *out)
@@ -523,32 +522,21 @@ static int path_op_backward(da_custom_args *a, const double *og, double *const *
                                  a->in_data[0], NULL, og, NULL, 0, NULL, ig[0]);
 }
 
-static int loss_op_forward(da_custom_args *a, double *out)
+static int loss_op_value(da_custom_args *a, double *out, double *grad)
 {
     const da_tensor *c = a->in[0];
-    relax_op_state *st = a->state;
+    const relax_op_state *st = a->state;
     int batch = c->shape[0];
     double *losses = da_ctx_alloc(a->ctx, (size_t)batch * sizeof *losses);
     if (!losses)
         return DA_ENOMEM;
-    if (c->requires_grad && !(st->grad = da_ctx_alloc(a->ctx, (size_t)c->size * sizeof(double))))
-        return DA_ENOMEM;
     int rc = relax_batch("da_sp_relaxed", st->cfg, batch, c->shape[1], c->shape[2],
-                         a->in_data[0], NULL, NULL, st->target, 1.0 / batch, losses, st->grad);
+                         a->in_data[0], NULL, NULL, st->target, 1.0 / batch, losses, grad);
     double s = 0;
     for (int b = 0; b < batch && !rc; b++)
         s += losses[b];
     out[0] = s / batch;
     return rc;
-}
-
-static int loss_op_backward(da_custom_args *a, const double *og, double *const *ig)
-{
-    const relax_op_state *st = a->state;
-    if (ig[0] && st->grad)
-        for (long i = 0; i < a->in[0]->size; i++)
-            ig[0][i] += og[0] * st->grad[i];
-    return DA_OK;
 }
 
 static relax_op_state *op_state(const char *who, da_ctx *ctx, da_tensor *cost,
@@ -581,10 +569,9 @@ da_tensor *da_sp_relaxed(da_ctx *ctx, da_tensor *cost, const double *target,
                          const da_sp_relaxed_cfg *cfg)
 {
     const char *who = "da_sp_relaxed";
-    int one = 1;
     relax_op_state *st = op_state(who, ctx, cost, cfg);
     if (!st || da_sp_check_values(who, "target", target, cost->size, 0))
         return NULL;
     st->target = target;
-    return da_op_custom(ctx, who, &cost, 1, 0, &one, loss_op_forward, loss_op_backward, NULL, st);
+    return da_op_loss(ctx, who, &cost, 1, loss_op_value, NULL, st);
 }

@@ -243,26 +243,13 @@ typedef struct {
     void *user;
     const double *target;
     int batch, n;
-    double *grad; /* [batch][n], filled by the forward */
 } loss_state;
 
-static int loss_forward(da_custom_args *a, double *out)
-{
-    loss_state *st = a->state;
-    st->grad = da_ctx_alloc(a->ctx, (size_t)st->batch * st->n * sizeof(double));
-    if (!st->grad)
-        return DA_ENOMEM;
-    return da_sp_smooth_solver_loss(st->cfg, st->rng, st->batch, st->n, st->solve, st->user,
-                                    a->in_data[0], st->target, out, st->grad, NULL);
-}
-
-static int loss_backward(da_custom_args *a, const double *og, double *const *ig)
+static int loss_value(da_custom_args *a, double *out, double *grad)
 {
     const loss_state *st = a->state;
-    if (ig[0])
-        for (long i = 0; i < (long)st->batch * st->n; i++)
-            ig[0][i] += og[0] * st->grad[i];
-    return DA_OK;
+    return da_sp_smooth_solver_loss(st->cfg, st->rng, st->batch, st->n, st->solve, st->user,
+                                    a->in_data[0], st->target, out, grad, NULL);
 }
 
 static da_tensor *loss_op(da_ctx *ctx, const char *who, da_tensor *cost, int batch, int n,
@@ -280,8 +267,7 @@ static da_tensor *loss_op(da_ctx *ctx, const char *who, da_tensor *cost, int bat
         return NULL;
     *st = (loss_state){.cfg = cfg, .rng = rng, .solve = solve, .user = user, .target = target,
                        .batch = batch, .n = n};
-    int one = 1;
-    return da_op_custom(ctx, who, &cost, 1, 0, &one, loss_forward, loss_backward, NULL, st);
+    return da_op_loss(ctx, who, &cost, 1, loss_value, NULL, st);
 }
 
 da_tensor *da_sp_smooth_solver_loss_op(da_ctx *ctx, da_tensor *cost, const double *target,

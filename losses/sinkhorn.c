@@ -379,31 +379,13 @@ typedef struct {
     da_sinkhorn_cfg cfg;
     int batch;
     const double *targets; /* [batch][n], ctx copy */
-    double *grad;          /* [batch][n], when needed */
 } sk_loss_state;
 
-static int sk_loss_forward(da_custom_args *args, double *out)
-{
-    sk_loss_state *st = args->state;
-    long count = (long)st->batch * st->cfg.n;
-    if (args->in[0]->requires_grad &&
-        !(st->grad = da_ctx_alloc(args->ctx, (size_t)count * sizeof(double))))
-        return DA_ENOMEM;
-    return sk_loss_checked("da_sinkhorn", &st->cfg, 0, st->batch, args->in_data[0],
-                           st->targets, out, st->grad);
-}
-
-static int sk_loss_backward(da_custom_args *args, const double *og, double *const *ig)
+static int sk_loss_value(da_custom_args *args, double *out, double *grad)
 {
     const sk_loss_state *st = args->state;
-    long count = (long)st->batch * st->cfg.n;
-    if (!ig[0])
-        return DA_OK;
-    if (!st->grad)
-        return da_set_error(DA_ESTATE, "da_sinkhorn: backward without gradient");
-    for (long k = 0; k < count; k++)
-        ig[0][k] += og[0] * st->grad[k];
-    return DA_OK;
+    return sk_loss_checked("da_sinkhorn", &st->cfg, 0, st->batch, args->in_data[0],
+                           st->targets, out, grad);
 }
 
 da_tensor *da_sinkhorn(da_ctx *ctx, da_tensor *scores, const double *targets,
@@ -423,8 +405,6 @@ da_tensor *da_sinkhorn(da_ctx *ctx, da_tensor *scores, const double *targets,
     if (!st || !tcopy)
         return NULL;
     memcpy(tcopy, targets, (size_t)count * sizeof(double));
-    *st = (sk_loss_state){*cfg, batch, tcopy, NULL};
-    int one = 1;
-    return da_op_custom(ctx, fn, &scores, 1, 0, &one, sk_loss_forward, sk_loss_backward, NULL,
-                        st);
+    *st = (sk_loss_state){*cfg, batch, tcopy};
+    return da_op_loss(ctx, fn, &scores, 1, sk_loss_value, NULL, st);
 }

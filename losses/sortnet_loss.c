@@ -237,32 +237,11 @@ int da_sortnet_loss_hessian(const da_sortnet *net, int batch, const double *x,
 
 /* ---- tensor face: one custom node with gradient and exact HVP ---- */
 
-static int loss_forward(da_custom_args *args, double *out)
+static int loss_value(da_custom_args *args, double *out, double *grad)
 {
     const da_sortnet *net = args->state;
-    long len = args->in[0]->size;
-    double *g = NULL;
-    if (args->in[0]->requires_grad) { /* fused: the gradient comes with the loss */
-        g = da_ctx_alloc(args->ctx, (size_t)len * sizeof *g);
-        if (!g)
-            return DA_ENOMEM;
-    }
-    int rc = da_sortnet_loss(net, (int)(len / net->n), args->in_data[0], args->in_data[1],
-                             out, g);
-    args->saved = g;
-    return rc;
-}
-
-static int loss_backward(da_custom_args *args, const double *og, double *const *ig)
-{
-    const double *g = args->saved;
-    if (!ig[0])
-        return DA_OK;
-    if (!g)
-        return da_set_error(DA_ESTATE, "sortnet_ranking_loss: gradient was not recorded");
-    for (long i = 0; i < args->in[0]->size; i++)
-        ig[0][i] += og[0] * g[i];
-    return DA_OK;
+    return da_sortnet_loss(net, (int)(args->in[0]->size / net->n), args->in_data[0],
+                           args->in_data[1], out, grad);
 }
 
 static int loss_hvp(da_custom_args *args, const double *v, double *hv)
@@ -287,8 +266,6 @@ da_tensor *da_sortnet_ranking_loss(da_ctx *ctx, const da_sortnet *net, da_tensor
                      "[batch][%d]", n, n);
         return NULL;
     }
-    int one = 1;
     da_tensor *in[2] = {scores, targets};
-    return da_op_custom(ctx, "sortnet_ranking_loss", in, 2, 0, &one, loss_forward,
-                        loss_backward, loss_hvp, (void *)net);
+    return da_op_loss(ctx, "sortnet_ranking_loss", in, 2, loss_value, loss_hvp, (void *)net);
 }

@@ -313,31 +313,11 @@ typedef struct {
     int *labels; /* [batch], a copy in the ctx */
 } ce_state;
 
-static int ce_forward(da_custom_args *args, double *out)
+static int ce_value(da_custom_args *args, double *out, double *grad)
 {
     const ce_state *st = args->state;
-    long len = args->in[0]->size;
-    double *g = NULL;
-    if (args->in[0]->requires_grad) { /* fused: the gradient comes with the loss */
-        g = da_ctx_alloc(args->ctx, (size_t)len * sizeof *g);
-        if (!g)
-            return DA_ENOMEM;
-    }
-    args->saved = g;
-    return da_topk_ce_loss(&st->cfg, (int)(len / st->cfg.n_classes), args->in_data[0],
-                           st->labels, out, g);
-}
-
-static int ce_backward(da_custom_args *args, const double *og, double *const *ig)
-{
-    const double *g = args->saved;
-    if (!ig[0])
-        return DA_OK;
-    if (!g)
-        return da_set_error(DA_ESTATE, "topk_ce: gradient was not recorded");
-    for (long i = 0; i < args->in[0]->size; i++)
-        ig[0][i] += og[0] * g[i];
-    return DA_OK;
+    return da_topk_ce_loss(&st->cfg, (int)(args->in[0]->size / st->cfg.n_classes),
+                           args->in_data[0], st->labels, out, grad);
 }
 
 da_tensor *da_topk_ce(da_ctx *ctx, da_tensor *logits, const int *labels,
@@ -351,12 +331,12 @@ da_tensor *da_topk_ce(da_ctx *ctx, da_tensor *logits, const int *labels,
         da_set_error(DA_ESHAPE, "da_topk_ce: logits must be [batch][%d]", cfg->n_classes);
         return NULL;
     }
-    int batch = logits->shape[0], one = 1;
+    int batch = logits->shape[0];
     ce_state *st = da_ctx_alloc(ctx, sizeof *st);
     int *lab = da_ctx_alloc(ctx, (size_t)batch * sizeof *lab);
     if (!st || !lab)
         return NULL;
     memcpy(lab, labels, (size_t)batch * sizeof *lab);
     *st = (ce_state){*cfg, lab};
-    return da_op_custom(ctx, "topk_ce", &logits, 1, 0, &one, ce_forward, ce_backward, NULL, st);
+    return da_op_loss(ctx, "topk_ce", &logits, 1, ce_value, NULL, st);
 }
