@@ -564,3 +564,88 @@ void rp_check_errors(const rp_ops *ops)
     expect_null(ops->perm_op(ctx, sn, 3, 1.0), DA_ENAN, ops);
     da_ctx_free(ctx);
 }
+
+/* ---- the suite both test programs run ---- */
+
+static const rp_ops *suite_ops; /* set by rp_run_suite before the tests run */
+
+START_TEST(std_refs)
+{
+    rp_check_refs(suite_ops);
+}
+END_TEST
+
+START_TEST(std_vjp_fd)
+{
+    rp_check_vjp_fd(suite_ops, 2, 1.0, 3);
+    rp_check_vjp_fd(suite_ops, 5, 0.1, 3);
+    rp_check_vjp_fd(suite_ops, 8, 0.5, 2);
+    rp_check_vjp_fd(suite_ops, 16, 2.0, 2);
+}
+END_TEST
+
+START_TEST(std_loss)
+{
+    rp_check_loss(suite_ops, 5, 0.1, 3);
+    rp_check_loss(suite_ops, 8, 1.0, 2);
+    rp_check_loss(suite_ops, 16, 0.5, 2);
+    /* one block of columns (n span / tau <= 150), a few blocks, one column per block */
+    static const int ns[] = {2, 3, 7, 64, 64, 64, 200, 300};
+    static const double taus[] = {1.0, 0.05, 0.3, 2.0, 0.2, 0.01, 1.0, 3.0};
+    for (int c = 0; c < 8; c++)
+        rp_check_loss_vs_operator(suite_ops, ns[c], taus[c], 3, 0.3);
+}
+END_TEST
+
+START_TEST(std_hessian)
+{
+    rp_check_hessian(suite_ops, 5, 1.0, 3);
+    rp_check_hessian(suite_ops, 8, 0.7, 2);
+    rp_check_hessian(suite_ops, 4, 0.2, 1);
+}
+END_TEST
+
+START_TEST(std_tensor_faces)
+{
+    rp_check_tensor_faces(suite_ops, 5, 1.0, 3);
+    rp_check_tensor_faces(suite_ops, 8, 0.3, 2);
+}
+END_TEST
+
+START_TEST(std_batch_consistency)
+{
+    rp_check_batch_consistency(suite_ops, 12, 0.5, 40);
+}
+END_TEST
+
+START_TEST(std_ties)
+{
+    rp_check_ties(suite_ops);
+}
+END_TEST
+
+START_TEST(std_errors)
+{
+    rp_check_errors(suite_ops);
+}
+END_TEST
+
+int rp_run_suite(const rp_ops *ops, const TTest *const *own, int n_own)
+{
+    suite_ops = ops;
+    Suite *s = suite_create(ops->ref_kind);
+    TCase *tc = tcase_create(ops->ref_kind);
+    tcase_set_timeout(tc, 60);
+    const TTest *std[] = {std_refs,         std_vjp_fd,            std_loss,  std_hessian,
+                          std_tensor_faces, std_batch_consistency, std_ties, std_errors};
+    for (size_t i = 0; i < sizeof std / sizeof std[0]; i++)
+        tcase_add_test(tc, std[i]);
+    for (int i = 0; i < n_own; i++)
+        tcase_add_test(tc, own[i]);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,9 +1,11 @@
 /* relperm_check.h - checks shared by test_neuralsort and test_softsort: both modules have
  * the same five entry points (operator, loss, Hessian, two tensor faces); a test
- * program describes its module with an rp_ops table and calls the checks below from its
- * START_TEST bodies (they fail through ck_assert). */
+ * program describes its module with an rp_ops table and runs rp_run_suite with its own
+ * extra tests (the checks fail through ck_assert). */
 #ifndef DA_TEST_RELPERM_CHECK_H
 #define DA_TEST_RELPERM_CHECK_H
+
+#include <check.h>
 
 #include "tensor.h"
 
@@ -44,5 +46,9 @@ void rp_check_batch_consistency(const rp_ops *ops, int n, double tau, int batch)
 void rp_check_ties(const rp_ops *ops);
 /* error codes and messages of every entry point */
 void rp_check_errors(const rp_ops *ops);
+
+/* The whole test program: every check above at fixed sizes, then the module's own tests
+ * own[0..n_own-1], in one check suite named ops->ref_kind; returns the exit status. */
+int rp_run_suite(const rp_ops *ops, const TTest *const *own, int n_own);
 
 #endif

@@ -47,12 +47,6 @@ static const rp_ops ops = {"da_softsort", "softsort", 1,          DA_SOFTSORT_MA
                            ss_apply,      ss_loss,    ss_hessian, ss_loss_op,
                            ss_perm_op};
 
-START_TEST(test_refs)
-{
-    rp_check_refs(&ops);
-}
-END_TEST
-
 /* by hand: n = 2 is the logistic swap; n = 3 columns are softmax(-|x - a_j| / tau) */
 START_TEST(test_small_by_hand)
 {
@@ -104,58 +98,9 @@ START_TEST(test_orientation)
 }
 END_TEST
 
-START_TEST(test_vjp_fd)
+/* the entry points with a NULL configuration */
+START_TEST(test_null_cfg)
 {
-    rp_check_vjp_fd(&ops, 2, 1.0, 3);
-    rp_check_vjp_fd(&ops, 5, 0.1, 3);
-    rp_check_vjp_fd(&ops, 8, 0.5, 2);
-    rp_check_vjp_fd(&ops, 16, 2.0, 2);
-}
-END_TEST
-
-START_TEST(test_loss)
-{
-    rp_check_loss(&ops, 5, 0.1, 3);
-    rp_check_loss(&ops, 8, 1.0, 2);
-    rp_check_loss(&ops, 16, 0.5, 2);
-    /* one block of columns (n span / tau <= 150), a few blocks, one column per block */
-    static const int ns[] = {2, 3, 7, 64, 64, 64, 200, 300};
-    static const double taus[] = {1.0, 0.05, 0.3, 2.0, 0.2, 0.01, 1.0, 3.0};
-    for (int c = 0; c < 8; c++)
-        rp_check_loss_vs_operator(&ops, ns[c], taus[c], 3, 0.3);
-}
-END_TEST
-
-START_TEST(test_hessian)
-{
-    rp_check_hessian(&ops, 5, 1.0, 3);
-    rp_check_hessian(&ops, 8, 0.7, 2);
-    rp_check_hessian(&ops, 4, 0.2, 1);
-}
-END_TEST
-
-START_TEST(test_tensor_faces)
-{
-    rp_check_tensor_faces(&ops, 5, 1.0, 3);
-    rp_check_tensor_faces(&ops, 8, 0.3, 2);
-}
-END_TEST
-
-START_TEST(test_batch_consistency)
-{
-    rp_check_batch_consistency(&ops, 12, 0.5, 40);
-}
-END_TEST
-
-START_TEST(test_ties)
-{
-    rp_check_ties(&ops);
-}
-END_TEST
-
-START_TEST(test_errors)
-{
-    rp_check_errors(&ops);
     double x[3] = {0, 1, 2}, P[9], loss;
     ck_assert_int_eq(da_softsort_apply(NULL, 1, x, P, NULL, NULL), DA_EINVAL);
     ck_assert_int_eq(da_softsort_loss(NULL, 1, x, x, &loss, NULL), DA_EINVAL);
@@ -173,23 +118,6 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("softsort");
-    TCase *tc = tcase_create("softsort");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_refs);
-    tcase_add_test(tc, test_small_by_hand);
-    tcase_add_test(tc, test_orientation);
-    tcase_add_test(tc, test_vjp_fd);
-    tcase_add_test(tc, test_loss);
-    tcase_add_test(tc, test_hessian);
-    tcase_add_test(tc, test_tensor_faces);
-    tcase_add_test(tc, test_batch_consistency);
-    tcase_add_test(tc, test_ties);
-    tcase_add_test(tc, test_errors);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const TTest *own[] = {test_small_by_hand, test_orientation, test_null_cfg};
+    return rp_run_suite(&ops, own, (int)(sizeof own / sizeof own[0]));
 }
