@@ -373,17 +373,13 @@ void ex_run_state_save(const char *path, const ex_run_state *s)
 {
     da_checkpoint *ck = da_checkpoint_new();
     char name[32];
-    size_t n = da_optim_state_size(s->opt);
     int rc = ck ? DA_OK : DA_ENOMEM;
     for (int i = 0; i < s->n_params && !rc; i++) {
         snprintf(name, sizeof name, "%s%d", s->prefix, i);
         rc = da_checkpoint_put_tensor(ck, name, s->params[i]);
     }
-    void *st = rc ? NULL : da_checkpoint_put_alloc(ck, "optim", n);
-    if (!rc && !st)
-        rc = da_last_error_code();
     if (!rc)
-        rc = da_optim_state_save(s->opt, st, n);
+        rc = da_checkpoint_put(ck, "optim", s->optim, s->optim_size);
     if (!rc)
         rc = da_checkpoint_put_rng(ck, "rng", s->rng);
     if (!rc)
@@ -417,10 +413,11 @@ void ex_run_state_load(const char *path, ex_run_state *s)
         rc = da_checkpoint_get_tensor(ck, name, s->params[i]);
     }
     const void *st = rc ? NULL : da_checkpoint_get(ck, "optim", &n);
-    if (!rc && !st)
-        rc = da_last_error_code();
+    if (!rc && (!st || n != s->optim_size))
+        rc = da_set_error(DA_EFORMAT, "%s: no optimizer state of %zu bytes", path,
+                          s->optim_size);
     if (!rc)
-        rc = da_optim_state_load(s->opt, st, n);
+        memcpy(s->optim, st, n);
     if (!rc)
         rc = da_checkpoint_get_rng(ck, "rng", s->rng);
     if (!rc)
@@ -435,26 +432,39 @@ void ex_run_state_load(const char *path, ex_run_state *s)
         ex_die(1, "resuming: %s", da_last_error());
 }
 
-static ex_run_state model_state(da_model *m, da_optim *opt, da_rng *rng, const char *counter,
-                                long value, double *seconds, const char *run_id)
+static ex_run_state model_state(da_model *m, void *optim, size_t optim_size, da_rng *rng,
+                                const char *counter, long value, double *seconds,
+                                const char *run_id)
 {
     return (ex_run_state){.params = da_model_params(m), .n_params = da_model_n_params(m),
-                          .prefix = "param", .opt = opt, .rng = rng, .counter = counter,
-                          .value = value, .clock = "seconds", .seconds = seconds,
-                          .n_clock = 1, .run_id = run_id};
+                          .prefix = "param", .optim = optim, .optim_size = optim_size,
+                          .rng = rng, .counter = counter, .value = value, .clock = "seconds",
+                          .seconds = seconds, .n_clock = 1, .run_id = run_id};
 }
 
 void ex_checkpoint_save(const char *path, da_model *m, da_optim *opt, da_rng *rng,
                         const char *counter, long value, double seconds, const char *run_id)
 {
-    ex_run_state s = model_state(m, opt, rng, counter, value, &seconds, run_id);
+    size_t n = da_optim_state_size(opt);
+    void *st = malloc(n ? n : 1);
+    if (!st || da_optim_state_save(opt, st, n))
+        ex_die(1, "writing the checkpoint: %s", st ? da_last_error() : "out of memory");
+    ex_run_state s = model_state(m, st, n, rng, counter, value, &seconds, run_id);
     ex_run_state_save(path, &s);
+    free(st);
 }
 
 long ex_checkpoint_load(const char *path, da_model *m, da_optim *opt, da_rng *rng,
                         const char *counter, double *seconds, const char *run_id)
 {
-    ex_run_state s = model_state(m, opt, rng, counter, 0, seconds, run_id);
+    size_t n = da_optim_state_size(opt);
+    void *st = malloc(n ? n : 1);
+    if (!st)
+        ex_die(1, "resuming: out of memory");
+    ex_run_state s = model_state(m, st, n, rng, counter, 0, seconds, run_id);
     ex_run_state_load(path, &s);
+    if (da_optim_state_load(opt, st, n))
+        ex_die(1, "resuming: %s", da_last_error());
+    free(st);
     return s.value;
 }

@@ -129,14 +129,16 @@ void ex_check_resume(int resume, const char *checkpoint);
 
 /* ---- checkpoints of a training run (lib/io.h format, written atomically) ----
  * The state every training program saves: its parameter tensors (entries <prefix>0,
- * <prefix>1, ...), the optimizer state ("optim"), the generator ("rng"), a counter named
+ * <prefix>1, ...), the optimizer state ("optim": a blob the optimizer's own state_save
+ * wrote, of exactly optim_size bytes), the generator ("rng"), a counter named
  * `counter` ("epoch" or "step"), n_clock elapsed-time figures (entry `clock`), and a run
  * id (the configuration a resume must match, or NULL for none). */
 typedef struct {
     da_tensor **params;
     int n_params;
     const char *prefix;
-    da_optim *opt;
+    void *optim;        /* [optim_size] bytes: saved; filled by a load */
+    size_t optim_size;
     da_rng *rng;
     const char *counter;
     long value;         /* saved; set by a load */

@@ -10,8 +10,12 @@
  * gives dL/dw_g = p_g (dL/dp_g - sum_k C_k S_k). */
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "logic.h"
 #include "alloc.h"
@@ -268,6 +272,212 @@ void da_logic_logits_grad(int out_dim, const double *probs, const double *coef,
 {
     logits_grad(out_dim, NULL, probs, coef, S, gw);
 }
+
+/* ---- fused Adam step of the gate logits (driver building block) ----
+ * Per neuron, in the state's precision T: p = softmax(w); dL/dp_g = sum_k coef[g][k] S_k
+ * and dL/dw_g = p_g (dL/dp_g - sum_h p_h dL/dp_h) (the softmax Jacobian, as
+ * logits_grad); Adam (optim.h) on w; then the coefficients of softmax(new w). */
+
+#define ALWAYS_INLINE __attribute__((always_inline))
+
+/* x [n] = sqrt(x) (x >= 0, n a multiple of 4) in SSE registers: sqrtf / sqrt do not
+ * vectorize while they may set errno */
+static inline ALWAYS_INLINE void sqrt_f32(float *x, int n)
+{
+#ifdef __SSE2__
+    for (int i = 0; i < n; i += 4)
+        _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#else
+    for (int i = 0; i < n; i++)
+        x[i] = sqrtf(x[i]);
+#endif
+}
+
+static inline ALWAYS_INLINE void sqrt_f64(double *x, int n)
+{
+#ifdef __SSE2__
+    for (int i = 0; i < n; i += 2)
+        _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
+#else
+    for (int i = 0; i < n; i++)
+        x[i] = sqrt(x[i]);
+#endif
+}
+
+/* x [16] = e^x for x <= 0 in float to ~1e-7 relative, as exp_nonpos16 (below -87:
+ * e^-87; e^r by its Taylor series to r^7) */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+static inline ALWAYS_INLINE void exp16_f32(v8f x[2])
+{
+    static const float inv_fact[8] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24,
+                                      1.0f / 6, 0.5f, 1, 1};
+    v8f t[2], r[2], p[2];
+#pragma GCC unroll 2
+    for (int q = 0; q < 2; q++) {
+        v8i low = x[q] < -87.0f;
+        v8f xq = (v8f)(((v8i)x[q] & ~low) | ((v8i)(x[q] * 0 - 87.0f) & low));
+        t[q] = xq * 0x1.715476p0f + 0x1.8p23f;
+        v8f k = t[q] - 0x1.8p23f;
+        r[q] = (xq - k * 0x1.62e4p-1f) - k * 0x1.7f7d1cp-20f;
+        p[q] = r[q] * 0 + inv_fact[0];
+    }
+#pragma GCC unroll 8
+    for (int i = 1; i < 8; i++)
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++)
+            p[q] = p[q] * r[q] + inv_fact[i];
+#pragma GCC unroll 2
+    for (int q = 0; q < 2; q++)
+        x[q] = p[q] * (v8f)(((v8i)t[q] + 127) << 23);
+}
+
+static inline ALWAYS_INLINE void exp16_f64(v4d x[4])
+{
+    exp_nonpos16(x);
+}
+
+#define GATE_COEF_ROWS                                                                    \
+    {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},                                   \
+     {0, 0, 1, 1, 0, 0, 1, 1, -1, -1, 0, 0, -1, -1, 0, 0},                               \
+     {0, 0, 0, 0, 1, 1, 1, 1, -1, -1, -1, -1, 0, 0, 0, 0},                               \
+     {0, 1, -1, 0, -1, 0, -2, -1, 1, 2, 0, 1, 0, 1, -1, 0}}
+
+/* The kernels for T in vectors VT (integer lanes VI) of 16 / Q lanes, a neuron per
+ * lane (the 16 logits of a block of 16 / Q neurons in 16 vectors, one per gate):
+ * softmax_lanes: e [16] = the softmax over the gates of every lane;
+ * da_logic_soft_coeffs_SUF, da_logic_adam_SUF: see logic.h (m and v: blocks
+ * [16][16 / Q]) */
+#define FUSED_ADAM(T, VT, VI, Q, SUF)                                                     \
+    static const T gate_coef_##SUF[4][DA_LOGIC_N_GATES] = GATE_COEF_ROWS;                \
+                                                                                          \
+    static inline ALWAYS_INLINE void softmax_lanes_##SUF(VT e[16])                       \
+    {                                                                                     \
+        VT t[8];                                                                          \
+        for (int g = 0; g < 8; g++) {                                                     \
+            VI gt = e[g + 8] > e[g];                                                      \
+            t[g] = (VT)(((VI)e[g + 8] & gt) | ((VI)e[g] & ~gt));                          \
+        }                                                                                 \
+        for (int h = 4; h >= 1; h /= 2)                                                   \
+            for (int g = 0; g < h; g++) {                                                 \
+                VI gt = t[g + h] > t[g];                                                  \
+                t[g] = (VT)(((VI)t[g + h] & gt) | ((VI)t[g] & ~gt));                      \
+            }                                                                             \
+        for (int g = 0; g < 16; g++)                                                      \
+            e[g] -= t[0];                                                                 \
+        for (int g = 0; g < 16; g += Q)                                                   \
+            exp16_##SUF(e + g);                                                           \
+        for (int g = 0; g < 8; g++)                                                       \
+            t[g] = e[g] + e[g + 8];                                                       \
+        for (int h = 4; h >= 1; h /= 2)                                                   \
+            for (int g = 0; g < h; g++)                                                   \
+                t[g] += t[g + h];                                                         \
+        t[0] = 1 / t[0];                                                                  \
+        for (int g = 0; g < 16; g++)                                                      \
+            e[g] *= t[0];                                                                 \
+    }                                                                                     \
+                                                                                          \
+    /* xs [16][N] = the logits w [n][16] (n <= N neurons; the other lanes 0) */          \
+    static inline ALWAYS_INLINE void load_block_##SUF(const double *w, int n,             \
+                                                      T xs[16][16 / Q])                   \
+    {                                                                                     \
+        memset(xs, 0, 16 * sizeof *xs);                                                   \
+        for (int l = 0; l < n; l++)                                                       \
+            for (int g = 0; g < 16; g++)                                                  \
+                xs[g][l] = (T)w[16L * l + g];                                             \
+    }                                                                                     \
+                                                                                          \
+    /* coef [n][4] (and probs [n][16], may be NULL) of the probabilities p [16] */        \
+    static inline ALWAYS_INLINE void store_mixture_##SUF(const VT p[16], int n,           \
+                                                         double *coef, double *probs)     \
+    {                                                                                     \
+        T cs[4][16 / Q], ps[16][16 / Q];                                                  \
+        for (int k = 0; k < 4; k++) {                                                     \
+            VT c = gate_coef_##SUF[k][0] * p[0];                                          \
+            for (int g = 1; g < 16; g++)                                                  \
+                c += gate_coef_##SUF[k][g] * p[g];                                        \
+            memcpy(cs[k], &c, sizeof c);                                                  \
+        }                                                                                 \
+        memcpy(ps, p, sizeof ps);                                                         \
+        for (int l = 0; l < n; l++) {                                                     \
+            for (int k = 0; k < 4; k++)                                                   \
+                coef[4L * l + k] = cs[k][l];                                              \
+            for (int g = 0; probs && g < 16; g++)                                         \
+                probs[16L * l + g] = ps[g][l];                                            \
+        }                                                                                 \
+    }                                                                                     \
+                                                                                          \
+    SIMD_CLONES void da_logic_soft_coeffs_##SUF(int out_dim, const double *w,             \
+                                                double *coef, double *probs)              \
+    {                                                                                     \
+        for (int j0 = 0; j0 < out_dim; j0 += 16 / Q) {                                    \
+            int n = out_dim - j0 < 16 / Q ? out_dim - j0 : 16 / Q;                        \
+            T xs[16][16 / Q];                                                             \
+            VT p[16];                                                                     \
+            load_block_##SUF(w + 16L * j0, n, xs);                                        \
+            memcpy(p, xs, sizeof p);                                                      \
+            softmax_lanes_##SUF(p);                                                       \
+            store_mixture_##SUF(p, n, coef + 4L * j0, probs ? probs + 16L * j0 : NULL);   \
+        }                                                                                 \
+    }                                                                                     \
+                                                                                          \
+    SIMD_CLONES void da_logic_adam_##SUF(int out_dim, const da_logic_adam_hp *hp,         \
+                                         int parts, size_t stride, const double *S,       \
+                                         double *w, T *m, T *v, double *coef)             \
+    {                                                                                     \
+        enum { N = 16 / Q };                                                              \
+        const T a1 = (T)(1 - hp->beta1), b2 = (T)hp->beta2, a2 = (T)(1 - hp->beta2);      \
+        const T step = (T)hp->step_size, inv_bc2 = (T)(1 / hp->bc2_sqrt);                 \
+        const T eps = (T)hp->eps, l2 = (T)hp->l2, decay = (T)hp->decay;                   \
+        const T(*cf)[DA_LOGIC_N_GATES] = gate_coef_##SUF;                                 \
+        for (int j0 = 0; j0 < out_dim; j0 += N) {                                         \
+            int n = out_dim - j0 < N ? out_dim - j0 : N;                                  \
+            T xs[16][N], ss[4][N], den[16][N];                                            \
+            load_block_##SUF(w + 16L * j0, n, xs);                                        \
+            memset(ss, 0, sizeof ss);                                                     \
+            for (int l = 0; l < n; l++)                                                   \
+                for (int k = 0; k < 4; k++) {                                             \
+                    double sum = 0;                                                       \
+                    for (int u = 0; u < parts; u++)                                       \
+                        sum += S[u * stride + 4L * (j0 + l) + k];                         \
+                    ss[k][l] = (T)sum;                                                    \
+                }                                                                         \
+            VT x[16], p[16], dp[16], mv[16], vv[16], sv[4], dot;                          \
+            memcpy(x, xs, sizeof x);                                                      \
+            memcpy(p, xs, sizeof p);                                                      \
+            memcpy(sv, ss, sizeof sv);                                                    \
+            memcpy(mv, m + 16L * j0, sizeof mv);                                          \
+            memcpy(vv, v + 16L * j0, sizeof vv);                                          \
+            softmax_lanes_##SUF(p);                                                       \
+            for (int g = 0; g < 16; g++) {                                                \
+                dp[g] = cf[0][g] * sv[0] + cf[1][g] * sv[1] + cf[2][g] * sv[2] +          \
+                        cf[3][g] * sv[3];                                                 \
+                dot = g ? dot + p[g] * dp[g] : p[g] * dp[g];                              \
+            }                                                                             \
+            for (int g = 0; g < 16; g++) {                                                \
+                VT grad = p[g] * (dp[g] - dot) + l2 * x[g];                               \
+                mv[g] += a1 * (grad - mv[g]);                                             \
+                vv[g] = b2 * vv[g] + a2 * grad * grad;                                    \
+            }                                                                             \
+            memcpy(den, vv, sizeof den);                                                  \
+            sqrt_##SUF(&den[0][0], 16 * N);                                               \
+            memcpy(dp, den, sizeof dp);                                                   \
+            for (int g = 0; g < 16; g++)                                                  \
+                x[g] = x[g] * decay - step * mv[g] / (dp[g] * inv_bc2 + eps);             \
+            memcpy(m + 16L * j0, mv, sizeof mv);                                          \
+            memcpy(v + 16L * j0, vv, sizeof vv);                                          \
+            memcpy(xs, x, sizeof xs);                                                     \
+            for (int l = 0; l < n; l++)                                                   \
+                for (int g = 0; g < 16; g++)                                              \
+                    w[16L * (j0 + l) + g] = xs[g][l];                                     \
+            softmax_lanes_##SUF(x);                                                       \
+            store_mixture_##SUF(x, n, coef + 4L * j0, NULL);                              \
+        }                                                                                 \
+    }
+
+FUSED_ADAM(float, v8f, v8i, 2, f32)
+FUSED_ADAM(double, v4d, v4i, 4, f64)
 
 /* ---- argument checks ---- */
 

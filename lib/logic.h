@@ -75,6 +75,31 @@ int da_logic_coeffs(int out_dim, const double *w, int hard, double *coef, double
 void da_logic_logits_grad(int out_dim, const double *probs, const double *coef,
                           const double *S, double *gw);
 
+/* Adam (optim.h, PyTorch semantics) of one step, bias corrections folded in */
+typedef struct {
+    double step_size;   /* lr / (1 - beta1^t) */
+    double bc2_sqrt;    /* sqrt(1 - beta2^t) */
+    double beta1, beta2, eps;
+    double l2;          /* Adam: weight_decay (added to the gradient); AdamW: 0 */
+    double decay;       /* AdamW: 1 - lr weight_decay; Adam: 1 */
+} da_logic_adam_hp;
+/* The soft coefficients coef [out][4] (and probabilities probs [out][16], may be NULL)
+ * of the logits w [out][16] as da_logic_coeffs, computed in float (_f32, softmax to
+ * ~1e-7) or double (_f64) exactly as da_logic_adam_* computes them for the updated
+ * logits. No checks: w finite. */
+void da_logic_soft_coeffs_f32(int out_dim, const double *w, double *coef, double *probs);
+void da_logic_soft_coeffs_f64(int out_dim, const double *w, double *coef, double *probs);
+/* One fused step of out_dim neurons: the logit gradient from the batch sums
+ * S [parts][stride] (the parts' [out][4] sums, added in part order) and softmax(w), the
+ * Adam update of w [out][16] with the state m, v (float in _f32, where the arithmetic is
+ * float too; double in _f64), and coef [out][4] (as da_logic_soft_coeffs_*) of the
+ * updated logits. m and v hold blocks of N neurons (N = 8 for _f32, 4 for _f64), each
+ * [16][N] (gate-major), ceil(out_dim / N) blocks. No checks: S finite, w finite. */
+void da_logic_adam_f32(int out_dim, const da_logic_adam_hp *hp, int parts, size_t stride,
+                       const double *S, double *w, float *m, float *v, double *coef);
+void da_logic_adam_f64(int out_dim, const da_logic_adam_hp *hp, int parts, size_t stride,
+                       const double *S, double *w, double *m, double *v, double *coef);
+
 /* ---- tensor faces (one custom node each; F32 or F64) ----
  * x [batch][in_dim], w [out_dim][16] (same dtype) -> [batch][out_dim]; gradients to x and
  * w (w gets none when hard = 1). ia and ib [out_dim] are copied into ctx. F32 tensors are

@@ -67,6 +67,7 @@
 
 #include "logic.h"
 #include "logic_conv.h"
+#include "optim.h"
 #include "tensor.h"
 
 typedef enum { DA_LOGIC_RANDOM = 0, DA_LOGIC_UNIQUE = 1 } da_logic_connections;
@@ -112,7 +113,7 @@ typedef struct {
     /* training workspace (see above; feature-major) */
     int ws_batch, ws_valid, ws_threads;
     int train_f32;       /* 1: the training kernels run in float (da_logicnet_set_precision) */
-    void *ws;            /* [n_layers + 1][max dim][ws_batch] activations (float or double) */
+    void *ws;            /* [n_layers][max dim][ws_batch] layer inputs (float or double) */
     void *ws_grad[2];    /* [max dim][ws_batch] gradient ping-pong buffers (sized for double) */
     double *ws_coef;     /* [n_layers][width][4] bilinear coefficients */
     double *ws_probs;    /* [n_layers][width][16] gate probabilities */
@@ -125,6 +126,9 @@ typedef struct {
     double *ws_conv;     /* [n_conv + 1][ws_batch][stage size]: stage inputs, then output */
     double *ws_conv_grad[2]; /* [ws_batch][max stage size] gradient ping-pong */
     double *ws_conv_gw;  /* [largest tree w size] scratch */
+    int ws_coef_fresh;   /* 1: ws_coef holds the soft coefficients of the current logits,
+                            left by da_logicnet_adam_step for the next training forward */
+    int ws_probs_valid;  /* 1: ws_probs holds the probabilities of the last forward */
 } da_logicnet;
 
 /* NULL on error (cfg out of range, connections impossible). */
@@ -146,10 +150,11 @@ int da_logicnet_forward(da_logicnet *net, int batch, const double *bits, int har
 int da_logicnet_backward(da_logicnet *net, const double *glogits, double *gbits);
 
 /* Precision of the training kernels (forward with hard = 0 and backward): DA_F64 (the
- * default) or DA_F32: activations, gradients and the per-neuron batch sums in float
- * (about twice the throughput; gradients agree with DA_F64 to ~1e-5 relative). The
- * interface (bits, logits, gradients) stays double. DA_EINVAL for another dtype;
- * invalidates the last training forward. */
+ * default) or DA_F32: activations, gradients, the per-neuron batch sums and the gate
+ * softmax in float (about twice the throughput; gradients agree with DA_F64 to ~1e-5
+ * relative). The interface (bits, logits, gradients) stays double. DA_EINVAL for
+ * another dtype; invalidates the last training forward and the coefficients a
+ * da_logicnet_adam_step left. */
 int da_logicnet_set_precision(da_logicnet *net, da_dtype dtype);
 
 /* Mean softmax cross-entropy over the batch of logits [batch][k] and labels in [0, k);
@@ -174,6 +179,38 @@ int da_logicnet_gates(const da_logicnet *net, int layer, int *gate);
  * the net's own. NULL on error. */
 da_tensor *da_logicnet_op(da_ctx *ctx, const da_logicnet *net, da_tensor *bits,
                           da_tensor *const *w, int hard);
+
+/* ---- fused training step: backward + Adam (issue 9) ----
+ * da_logicnet_adam_step runs the backward of the last training-mode forward for the
+ * cotangent glogits (as da_logicnet_backward) and one Adam / AdamW update (optim.h,
+ * PyTorch semantics, t = the step count) of every parameter, fused per neuron: the
+ * logit gradient from the neuron's batch sums, the update, and the mixture coefficients
+ * of the new logits in one pass, which the next training forward uses instead of a
+ * softmax pass of its own. The update uses this batch's gradient only: the grads of the
+ * params are neither read nor written (the tree stages' grads are zeroed and used as
+ * scratch). The state (m, v) is float when the net trains in DA_F32 at
+ * da_logicnet_adam_new, with float arithmetic (the logits stay double in the net: each
+ * step reads them, updates them in float and stores the float result, so checkpoints
+ * of the logits and the state are exact), else double; tree stages: double.
+ * Writing the logits yourself between a step and the next forward: call
+ * da_logicnet_set_precision (which drops the coefficients) first. gbits as in
+ * da_logicnet_backward. Errors: those of da_logicnet_backward, DA_ENAN (nothing
+ * updated) for a non-finite gradient. cfg: kind DA_OPTIM_ADAM or DA_OPTIM_ADAMW, no
+ * amsgrad (DA_EINVAL), hyperparameters in range (DA_ERANGE). Ownership: _new allocates,
+ * _free frees (NULL: no-op); the net must outlive the optimizer. */
+typedef struct da_logicnet_adam da_logicnet_adam;
+da_logicnet_adam *da_logicnet_adam_new(da_logicnet *net, const da_optim_cfg *cfg);
+void da_logicnet_adam_free(da_logicnet_adam *opt);
+int da_logicnet_adam_step(da_logicnet_adam *opt, const double *glogits, double *gbits);
+/* learning rate of the next steps (DA_ERANGE if < 0 or not finite); steps taken */
+int da_logicnet_adam_set_lr(da_logicnet_adam *opt, double lr);
+long da_logicnet_adam_steps(const da_logicnet_adam *opt);
+/* The state (step count, m, v) as a blob of da_logicnet_adam_state_size() bytes (host
+ * byte order); loading checks that it comes from an optimizer of the same precision
+ * over a net of the same sizes (DA_EFORMAT otherwise, nothing changed). */
+size_t da_logicnet_adam_state_size(const da_logicnet_adam *opt);
+int da_logicnet_adam_state_save(const da_logicnet_adam *opt, void *buf, size_t size);
+int da_logicnet_adam_state_load(da_logicnet_adam *opt, const void *buf, size_t size);
 
 /* Save / load (format above). */
 int da_logicnet_save(const da_logicnet *net, const char *path);
