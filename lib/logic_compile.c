@@ -7,6 +7,7 @@
 
 #include "logic_compile_impl.h"
 #include "alloc.h"
+#include "simd.h"
 
 /* samples per evaluator pass: LANES words of 64 */
 #define LANES 4
@@ -170,11 +171,97 @@ static int schedule(da_logic_circuit *c)
     return DA_OK;
 }
 
+/* c->runs: the maximal runs of one op in the scheduled gates */
+static void make_runs(da_logic_circuit *c)
+{
+    c->n_runs = 0;
+    for (int g = 0; g < c->n_gates; g++)
+        if (g && c->gates[g].op == c->gates[g - 1].op)
+            c->runs[c->n_runs - 1].end = g + 1;
+        else
+            c->runs[c->n_runs++] = (da_logic_run){c->gates[g].op, g, g + 1};
+}
+
+static int compare_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* c->steps, c->out_slot, c->n_slots: a slot per node, a dead node's slot reused by the
+ * next gate (last in, first out: recently used memory); last [nodes] and slot [nodes]
+ * scratch, free_slots [nodes] the stack */
+static void assign_slots(da_logic_circuit *c, int *last, int *slot, int *free_slots)
+{
+    int first = c->n_bits + 1, nodes = first + c->n_gates, top = 0;
+    for (int i = 0; i < nodes; i++)
+        last[i] = -1;
+    for (int g = 0; g < c->n_gates; g++)
+        last[c->gates[g].a] = last[c->gates[g].b] = g;
+    for (int o = 0; o < c->n_out; o++)
+        last[c->out[o] >> 1] = c->n_gates; /* live to the end */
+    c->n_slots = first;
+    for (int i = 0; i < first; i++) {
+        slot[i] = i;
+        if (i && last[i] < 0) /* an input nobody reads */
+            free_slots[top++] = i;
+    }
+    for (int g = 0; g < c->n_gates; g++) {
+        int a = c->gates[g].a, b = c->gates[g].b; /* distinct, never node 0 */
+        c->steps[g].a = slot[a];
+        c->steps[g].b = slot[b];
+        if (last[a] == g)
+            free_slots[top++] = slot[a];
+        if (last[b] == g)
+            free_slots[top++] = slot[b];
+        slot[first + g] = top ? free_slots[--top] : c->n_slots++;
+        c->steps[g].y = slot[first + g];
+    }
+    for (int o = 0; o < c->n_out; o++)
+        c->out_slot[o] = 2 * slot[c->out[o] >> 1] + (c->out[o] & 1);
+    for (int k = 0; k < c->n_classes; k++) /* a count ignores the order: read memory in order */
+        qsort(c->out_slot + (size_t)k * c->group, (size_t)c->group, sizeof *c->out_slot,
+              compare_int);
+}
+
+/* the evaluation plan: runs, steps, slots */
+static int make_plan(da_logic_circuit *c)
+{
+    size_t nodes = (size_t)c->n_bits + 1 + c->n_gates;
+    int *last = da_malloc(nodes * sizeof *last), *slot = da_malloc(nodes * sizeof *slot);
+    int *free_slots = da_malloc(nodes * sizeof *free_slots);
+    c->runs = da_malloc(((size_t)c->n_gates + 1) * sizeof *c->runs);
+    c->steps = da_malloc(((size_t)c->n_gates + 1) * sizeof *c->steps);
+    c->out_slot = da_malloc((size_t)c->n_out * sizeof *c->out_slot);
+    int rc = last && slot && free_slots && c->runs && c->steps && c->out_slot
+                 ? DA_OK
+                 : da_set_error(DA_ENOMEM, "da_logic_circuit_new: out of memory");
+    if (!rc) {
+        make_runs(c);
+        assign_slots(c, last, slot, free_slots);
+    }
+    da_free(last);
+    da_free(slot);
+    da_free(free_slots);
+    return rc;
+}
+
+/* the largest float <= t (t itself when it is a float) */
+static float float_at_most(double t)
+{
+    float f = (float)t;
+    return (double)f > t ? nextafterf(f, -INFINITY) : f;
+}
+
 void da_logic_circuit_free(da_logic_circuit *c)
 {
     if (!c)
         return;
     da_free(c->thresholds);
+    da_free(c->thr_f);
+    da_free(c->runs);
+    da_free(c->steps);
+    da_free(c->out_slot);
     da_free(c->gates);
     da_free(c->out);
     da_free(c);
@@ -302,11 +389,12 @@ da_logic_circuit *da_logic_circuit_new(const da_logicnet *net)
         B.hsize *= 2;
     if (c) {
         c->thresholds = da_malloc((size_t)net->n_thresholds * sizeof *c->thresholds);
+        c->thr_f = da_malloc((size_t)net->n_thresholds * sizeof *c->thr_f);
         c->out = da_malloc((size_t)net->width * sizeof *c->out);
         B.gates = da_malloc((size_t)cap * sizeof *B.gates);
         B.hash = da_calloc(B.hsize, sizeof *B.hash);
     }
-    if (!c || !c->thresholds || !c->out || !B.gates || !B.hash) {
+    if (!c || !c->thresholds || !c->thr_f || !c->out || !B.gates || !B.hash) {
         da_logic_circuit_free(c);
         da_free(B.gates);
         da_free(B.hash);
@@ -322,6 +410,8 @@ da_logic_circuit *da_logic_circuit_new(const da_logicnet *net)
     while ((1L << c->planes) <= c->group)
         c->planes++;
     memcpy(c->thresholds, net->thresholds, (size_t)net->n_thresholds * sizeof *c->thresholds);
+    for (int t = 0; t < c->n_thresholds; t++)
+        c->thr_f[t] = float_at_most(c->thresholds[t]);
     c->gates_before = cap;
     int rc = build_layers(c, net, &B);
     da_free(B.hash);
@@ -331,6 +421,8 @@ da_logic_circuit *da_logic_circuit_new(const da_logicnet *net)
         rc = eliminate_dead(c);
     if (!rc)
         rc = schedule(c);
+    if (!rc)
+        rc = make_plan(c);
     if (rc) {
         da_logic_circuit_free(c);
         return NULL;
@@ -358,123 +450,177 @@ da_logic_circuit_stats da_logic_circuit_get_stats(const da_logic_circuit *c)
     return s;
 }
 
-/* ---- evaluation ---- */
+/* ---- evaluation: blocks of 64 LANES samples, one bit per sample ---- */
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SIMD_CLONES
-#endif
+/* a node's value over the block: bit s of word l is sample 64 l + s */
+typedef uint64_t lanes __attribute__((vector_size(8 * LANES)));
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+typedef uint64_t u64x4 __attribute__((vector_size(32)));
 
-/* w [n] |= bit s of (x[i] > t) (vectorized over the inputs; a float compare where it
- * equals the double one, i.e. when t is a float) */
-SIMD_CLONES static void threshold_bits(int n, const float *x, double t, int s, uint64_t *w)
+/* 1 if every x [n] is finite: the largest |x| as an integer is below the bits of
+ * infinity (a sequential pass, the first touch of the rows) */
+static inline __attribute__((always_inline)) int all_finite(long n, const float *x)
 {
-    float tf = (float)t;
-    uint64_t bit = (uint64_t)1 << s;
-    if ((double)tf == t) {
-#pragma omp simd
-        for (int i = 0; i < n; i++)
-            w[i] |= x[i] > tf ? bit : 0;
-    } else {
-#pragma omp simd
-        for (int i = 0; i < n; i++)
-            w[i] |= (double)x[i] > t ? bit : 0;
+    uint32_t top = 0;
+#pragma omp simd reduction(max : top)
+    for (long i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        u &= 0x7fffffffu;
+        top = u > top ? u : top;
     }
+    return top < 0x7f800000u;
 }
 
-/* 1 if every x [n] is finite (vectorized) */
-SIMD_CLONES static int all_finite(long n, const float *x)
+/* acc [nv]: bit s = x[s][8 k + j] > th in lane j of acc[k], samples s < ms <= 32 of rows
+ * x [ms][n] (compare, shift, subtract the all-ones mask; nv independent chains) */
+static inline __attribute__((always_inline)) void shift_in(const float *x, int n, int ms,
+                                                          float th, int nv, u32x8 *acc)
 {
-    int bad = 0;
-#pragma omp simd reduction(| : bad)
-    for (long i = 0; i < n; i++)
-        bad |= !(fabsf(x[i]) <= FLT_MAX);
-    return !bad;
-}
-
-/* v [1 + n_bits][LANES]: the input bits of samples x [m][n_inputs], m <= 64 LANES;
- * w is scratch [n_inputs] */
-static void binarize_block(const da_logic_circuit *c, const float *x, int m,
-                           uint64_t (*v)[LANES], uint64_t *w)
-{
-    for (int t = 0; t < c->n_thresholds; t++)
-        for (int l = 0; l < LANES; l++) {
-            memset(w, 0, (size_t)c->n_inputs * sizeof *w);
-            for (int s = 64 * l; s < m && s < 64 * (l + 1); s++)
-                threshold_bits(c->n_inputs, x + (size_t)s * c->n_inputs, c->thresholds[t],
-                               s & 63, w);
-            for (int i = 0; i < c->n_inputs; i++)
-                v[1 + (size_t)t * c->n_inputs + i][l] = w[i];
+    f32x8 tv = {th, th, th, th, th, th, th, th};
+#pragma GCC unroll 4
+    for (int k = 0; k < nv; k++)
+        acc[k] = (u32x8){0};
+    for (int s = ms - 1; s >= 0; s--) /* sample s ends at bit s */
+#pragma GCC unroll 4
+        for (int k = 0; k < nv; k++) {
+            f32x8 xv;
+            memcpy(&xv, x + (size_t)s * n + 8 * k, sizeof xv);
+            acc[k] = (acc[k] << 1) - (u32x8)(xv > tv);
         }
 }
 
-/* v [nodes][LANES]: inputs filled, node 0 zero; computes every gate */
-static void eval_gates(const da_logic_circuit *c, uint64_t (*v)[LANES])
+/* word l of the values of inputs node [8 nv]: samples 0-31 from lo [nv], 32-63 from hi */
+static inline __attribute__((always_inline)) void put_words(lanes *node, int l, int nv,
+                                                           const u32x8 *lo, const u32x8 *hi)
 {
-    int first = c->n_bits + 1;
-    for (int g = 0; g < c->n_gates; g++) {
-        const uint64_t *a = v[c->gates[g].a], *b = v[c->gates[g].b];
-        uint64_t *y = v[first + g];
-        switch (c->gates[g].op) {
+#pragma GCC unroll 4
+    for (int k = 0; k < nv; k++) {
+        u64x4 w0 = __builtin_convertvector(__builtin_shufflevector(lo[k], lo[k], 0, 1, 2, 3),
+                                           u64x4) |
+                   __builtin_convertvector(__builtin_shufflevector(hi[k], hi[k], 0, 1, 2, 3),
+                                           u64x4) << 32;
+        u64x4 w1 = __builtin_convertvector(__builtin_shufflevector(lo[k], lo[k], 4, 5, 6, 7),
+                                           u64x4) |
+                   __builtin_convertvector(__builtin_shufflevector(hi[k], hi[k], 4, 5, 6, 7),
+                                           u64x4) << 32;
+        for (int j = 0; j < 4; j++) {
+            node[8 * k + j][l] = w0[j];
+            node[8 * k + 4 + j][l] = w1[j];
+        }
+    }
+}
+
+/* the words of inputs node [8 nv] from rows x [ms][n] (ms <= 64), 32 samples at a time */
+static inline __attribute__((always_inline)) void bits64(const float *x, int n, int ms,
+                                                        float th, int nv, lanes *node, int l)
+{
+    u32x8 lo[4], hi[4] = {{0}};
+    shift_in(x, n, ms < 32 ? ms : 32, th, nv, lo);
+    if (ms > 32)
+        shift_in(x + (size_t)32 * n, n, ms - 32, th, nv, hi);
+    put_words(node, l, nv, lo, hi);
+}
+
+/* v [1 + n_bits]: the input bits of samples x [m][n_inputs], m <= 64 LANES: bit t *
+ * n_inputs + i of sample s is x[s][i] > threshold t (the same as x[s][i] > thr_f[t] for
+ * a float x), computed 64 samples (checked finite first, then in cache) and 32 inputs
+ * at a time. 0, or -1 if an x is NaN or infinite. */
+SIMD_CLONES static int binarize(const da_logic_circuit *c, const float *x, int m, lanes *v)
+{
+    int n = c->n_inputs;
+    if (m < 64 * LANES) /* lanes past the samples: zeros */
+        memset(v + 1, 0, (size_t)c->n_bits * sizeof *v);
+    for (int l = 0; 64 * l < m; l++) {
+        int ms = m - 64 * l < 64 ? m - 64 * l : 64;
+        const float *xs = x + (size_t)64 * l * n;
+        if (!all_finite((long)ms * n, xs))
+            return -1;
+        for (int t = 0; t < c->n_thresholds; t++) {
+            lanes *vt = v + 1 + (size_t)t * n;
+            float th = c->thr_f[t];
+            int i = 0;
+            for (; i + 32 <= n; i += 32)
+                bits64(xs + i, n, ms, th, 4, vt + i, l);
+            for (; i + 8 <= n; i += 8)
+                bits64(xs + i, n, ms, th, 1, vt + i, l);
+            for (; i < n; i++) {
+                uint64_t bits = 0;
+                for (int s = ms - 1; s >= 0; s--)
+                    bits = bits << 1 | (xs[(size_t)s * n + i] > th);
+                vt[i][l] = bits;
+            }
+        }
+    }
+    return 0;
+}
+
+/* v [n_slots]: inputs filled, slot 0 zero; computes every gate, run by run of one op */
+SIMD_CLONES static void eval_gates(const da_logic_circuit *c, lanes *v)
+{
+    const da_logic_step *p = c->steps;
+    for (int r = 0; r < c->n_runs; r++) {
+        int lo = c->runs[r].start, hi = c->runs[r].end;
+        switch (c->runs[r].op) {
         case DA_LOGIC_OP_AND:
-            for (int l = 0; l < LANES; l++)
-                y[l] = a[l] & b[l];
+            for (int k = lo; k < hi; k++)
+                v[p[k].y] = v[p[k].a] & v[p[k].b];
             break;
         case DA_LOGIC_OP_ANDNOT:
-            for (int l = 0; l < LANES; l++)
-                y[l] = a[l] & ~b[l];
+            for (int k = lo; k < hi; k++)
+                v[p[k].y] = v[p[k].a] & ~v[p[k].b];
             break;
         case DA_LOGIC_OP_XOR:
-            for (int l = 0; l < LANES; l++)
-                y[l] = a[l] ^ b[l];
+            for (int k = lo; k < hi; k++)
+                v[p[k].y] = v[p[k].a] ^ v[p[k].b];
             break;
         default:
-            for (int l = 0; l < LANES; l++)
-                y[l] = a[l] | b[l];
+            for (int k = lo; k < hi; k++)
+                v[p[k].y] = v[p[k].a] | v[p[k].b];
         }
     }
 }
 
 /* carry-save adder: hi, lo = the two bits of a + b + c, per bit position */
-static inline void csa(uint64_t *hi, uint64_t *lo, uint64_t a, uint64_t b, uint64_t c)
-{
-    uint64_t u = a ^ b;
-    *hi = (a & b) | (u & c);
-    *lo = u ^ c;
-}
+#define CSA(hi, lo, a, b, c)                                                              \
+    do {                                                                                  \
+        lanes u_ = (a) ^ (b), c_ = (c);                                                   \
+        (hi) = ((a) & (b)) | (u_ & c_);                                                   \
+        (lo) = u_ ^ c_;                                                                   \
+    } while (0)
 
-/* adds the 8 words w into the counter bits ones, twos, fours; returns the carry of
- * weight 8 */
-static uint64_t csa8(const uint64_t *w, uint64_t *ones, uint64_t *twos, uint64_t *fours)
+/* plane [max(planes, 4)]: the bit planes of the number of true outputs among the slot
+ * refs out [n] per sample (Harley-Seal: carry-save adders over blocks of 16 outputs,
+ * the sixteens rippling into the planes from 4 on) */
+static inline __attribute__((always_inline)) void count_planes(const lanes *v, const int *out,
+                                                              int n, lanes *plane, int planes)
 {
-    uint64_t ta, tb, fa, fb, e;
-    csa(&ta, ones, *ones, w[0], w[1]);
-    csa(&tb, ones, *ones, w[2], w[3]);
-    csa(&fa, twos, *twos, ta, tb);
-    csa(&ta, ones, *ones, w[4], w[5]);
-    csa(&tb, ones, *ones, w[6], w[7]);
-    csa(&fb, twos, *twos, ta, tb);
-    csa(&e, fours, *fours, fa, fb);
-    return e;
-}
-
-/* plane [>= 5]: the bit planes of the number of true outputs among out [n] in lane l,
- * per sample (Harley-Seal: carry-save adders over blocks of 16 words, the sixteens
- * rippling into the planes from 4 on) */
-static void count_planes(uint64_t (*v)[LANES], const int *out, int n, int l, uint64_t *plane,
-                         int planes)
-{
-    uint64_t ones = 0, twos = 0, fours = 0, eights = 0, w[16];
-    memset(plane, 0, (size_t)planes * sizeof *plane);
+    lanes ones = {0}, twos = {0}, fours = {0}, eights = {0}, w[16];
+    for (int p = 4; p < planes; p++)
+        plane[p] = (lanes){0};
     for (int o = 0; o < n; o += 16) {
         for (int i = 0; i < 16; i++) /* zeros past the end */
-            w[i] = o + i < n ? v[out[o + i] >> 1][l] ^ (0 - (uint64_t)(out[o + i] & 1)) : 0;
-        uint64_t ea = csa8(w, &ones, &twos, &fours), eb = csa8(w + 8, &ones, &twos, &fours);
-        uint64_t carry;
-        csa(&carry, &eights, eights, ea, eb);
-        for (int p = 4; carry; p++) { /* ripple-carry add of the sixteens */
-            uint64_t t = plane[p] & carry;
+            w[i] = o + i < n ? v[out[o + i] >> 1] ^ ((lanes){0} - (uint64_t)(out[o + i] & 1))
+                             : (lanes){0};
+        lanes t0, t1, t2, t3, f0, f1, e0, e1, carry;
+        CSA(t0, ones, ones, w[0], w[1]);
+        CSA(t1, ones, ones, w[2], w[3]);
+        CSA(f0, twos, twos, t0, t1);
+        CSA(t2, ones, ones, w[4], w[5]);
+        CSA(t3, ones, ones, w[6], w[7]);
+        CSA(f1, twos, twos, t2, t3);
+        CSA(e0, fours, fours, f0, f1);
+        CSA(t0, ones, ones, w[8], w[9]);
+        CSA(t1, ones, ones, w[10], w[11]);
+        CSA(f0, twos, twos, t0, t1);
+        CSA(t2, ones, ones, w[12], w[13]);
+        CSA(t3, ones, ones, w[14], w[15]);
+        CSA(f1, twos, twos, t2, t3);
+        CSA(e1, fours, fours, f0, f1);
+        CSA(carry, eights, eights, e0, e1);
+        for (int p = 4; p < planes; p++) { /* ripple-carry add of the sixteens */
+            lanes t = plane[p] & carry;
             plane[p] ^= carry;
             carry = t;
         }
@@ -482,40 +628,64 @@ static void count_planes(uint64_t (*v)[LANES], const int *out, int n, int l, uin
     plane[0] = ones, plane[1] = twos, plane[2] = fours, plane[3] = eights;
 }
 
-/* counts [64 * lanes][n_classes] of the evaluated block, lanes <= LANES; plane is
- * scratch [planes + 5] */
-static void group_counts(const da_logic_circuit *c, uint64_t (*v)[LANES], int lanes,
-                         uint64_t *plane, int *counts)
+/* pred [m] of the evaluated block: the first class of maximal count, found bit-sliced
+ * (a comparator from the top plane down and a multiplexer per class) */
+SIMD_CLONES static void argmax_block(const da_logic_circuit *c, const lanes *v, int m, int *pred)
 {
-    for (int l = 0; l < lanes; l++)
-        for (int k = 0; k < c->n_classes; k++) {
-            count_planes(v, c->out + (size_t)k * c->group, c->group, l, plane, c->planes + 5);
-            for (int s = 0; s < 64; s++) {
-                int n = 0;
-                for (int p = 0; p < c->planes; p++)
-                    n |= (int)((plane[p] >> s) & 1) << p;
-                counts[(size_t)(64 * l + s) * c->n_classes + k] = n;
-            }
+    lanes cnt[DA_LOGIC_MAX_PLANES + 4], best[DA_LOGIC_MAX_PLANES + 4], idx[32] = {{0}};
+    int P = c->planes, ib = 0;
+    while ((1L << ib) < c->n_classes)
+        ib++;
+    count_planes(v, c->out_slot, c->group, best, P);
+    for (int k = 1; k < c->n_classes; k++) {
+        count_planes(v, c->out_slot + (size_t)k * c->group, c->group, cnt, P);
+        lanes gt = {0}, eq = ~(lanes){0};
+        for (int p = P - 1; p >= 0; p--) {
+            gt |= eq & cnt[p] & ~best[p];
+            eq &= ~(cnt[p] ^ best[p]);
         }
+        for (int p = 0; p < P; p++)
+            best[p] ^= (best[p] ^ cnt[p]) & gt;
+        for (int b = 0; b < ib; b++)
+            idx[b] = (k >> b) & 1 ? idx[b] | gt : idx[b] & ~gt;
+    }
+    for (int s = 0; s < m; s++) {
+        int k = 0;
+        for (int b = 0; b < ib; b++)
+            k |= (int)((idx[b][s / 64] >> (s % 64)) & 1) << b;
+        pred[s] = k;
+    }
+}
+
+/* scratch values of one block: [n_slots], aligned, slot 0 zero */
+static lanes *node_values(const da_logic_circuit *c)
+{
+    lanes *v = da_aligned_alloc(sizeof *v, (size_t)c->n_slots * sizeof *v);
+    if (v)
+        v[0] = (lanes){0};
+    return v;
 }
 
 int da_logic_circuit_counts64(const da_logic_circuit *c, const uint64_t *in, int *counts)
 {
     if (!c || !in || !counts)
         return da_set_error(DA_EINVAL, "da_logic_circuit_counts64: NULL argument");
-    size_t nodes = (size_t)c->n_bits + 1 + c->n_gates;
-    uint64_t (*v)[LANES] = da_calloc(nodes, sizeof *v), *plane = da_calloc((size_t)c->planes + 5, 8);
-    if (!v || !plane) {
-        da_free(v);
-        da_free(plane);
+    lanes *v = node_values(c), plane[DA_LOGIC_MAX_PLANES + 4];
+    if (!v)
         return da_set_error(DA_ENOMEM, "da_logic_circuit_counts64: out of memory");
-    }
     for (int i = 0; i < c->n_bits; i++)
-        v[1 + i][0] = in[i];
+        v[1 + i] = (lanes){in[i]};
     eval_gates(c, v);
-    group_counts(c, v, 1, plane, counts);
+    for (int k = 0; k < c->n_classes; k++) {
+        count_planes(v, c->out_slot + (size_t)k * c->group, c->group, plane, c->planes);
+        for (int s = 0; s < 64; s++) {
+            int n = 0;
+            for (int p = 0; p < c->planes; p++)
+                n |= (int)((plane[p][0] >> s) & 1) << p;
+            counts[(size_t)s * c->n_classes + k] = n;
+        }
+    }
     da_free(v);
-    da_free(plane);
     return DA_OK;
 }
 
@@ -526,36 +696,20 @@ int da_logic_circuit_predict(const da_logic_circuit *c, long n, const float *x, 
         return da_set_error(DA_EINVAL, "%s: NULL argument", who);
     if (n < 1)
         return da_set_error(DA_ERANGE, "%s: n = %ld must be >= 1", who, n);
-    if (!all_finite(n * c->n_inputs, x))
-        return da_set_error(DA_ENAN, "%s: NaN or Inf in x", who);
-    size_t nodes = (size_t)c->n_bits + 1 + c->n_gates;
-    uint64_t (*v)[LANES] = da_calloc(nodes, sizeof *v), *plane = da_calloc((size_t)c->planes + 5, 8);
-    int *counts = da_malloc((size_t)64 * LANES * c->n_classes * sizeof *counts);
-    uint64_t *w = da_malloc((size_t)c->n_inputs * sizeof *w);
-    if (!v || !plane || !counts || !w) {
-        da_free(v);
-        da_free(plane);
-        da_free(counts);
-        da_free(w);
+    lanes *v = node_values(c);
+    if (!v)
         return da_set_error(DA_ENOMEM, "%s: out of memory", who);
-    }
+    int rc = DA_OK;
     for (long off = 0; off < n; off += 64 * LANES) {
         int m = n - off < 64 * LANES ? (int)(n - off) : 64 * LANES;
-        binarize_block(c, x + (size_t)off * c->n_inputs, m, v, w);
-        eval_gates(c, v);
-        group_counts(c, v, (m + 63) / 64, plane, counts);
-        for (int s = 0; s < m; s++) {
-            const int *cs = counts + (size_t)s * c->n_classes;
-            int best = 0;
-            for (int k = 1; k < c->n_classes; k++)
-                if (cs[k] > cs[best])
-                    best = k;
-            pred[off + s] = best;
+        if (binarize(c, x + (size_t)off * c->n_inputs, m, v)) {
+            rc = da_set_error(DA_ENAN, "%s: NaN or Inf in x (rows %ld to %ld)", who, off,
+                              off + m - 1);
+            break;
         }
+        eval_gates(c, v);
+        argmax_block(c, v, m, pred + off);
     }
     da_free(v);
-    da_free(plane);
-    da_free(counts);
-    da_free(w);
-    return DA_OK;
+    return rc;
 }

@@ -2,6 +2,7 @@
  * network (logic_compile.h). The text is built in memory and written atomically. */
 #define _GNU_SOURCE /* open_memstream */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,56 +41,209 @@ static int write_text(const char *who, const da_logic_circuit *c, const char *na
 
 /* ---- C ---- */
 
+/* the block type: 64 LN_LANES samples per pass with GCC's vector extension, else 64 */
+static const char c_types[] =
+    "#if defined(__GNUC__) && !defined(LN_PORTABLE)\n"
+    "#define LN_VECTOR 1\n"
+    "#define LN_LANES 4\n"
+    "typedef uint64_t ln_vec __attribute__((vector_size(8 * LN_LANES)));\n"
+    "#ifdef __AVX__ /* floats per compare */\n"
+    "#define LN_FW 8\n"
+    "#else\n"
+    "#define LN_FW 4\n"
+    "#endif\n"
+    "typedef float ln_fv __attribute__((vector_size(4 * LN_FW)));\n"
+    "typedef uint32_t ln_uv __attribute__((vector_size(4 * LN_FW)));\n"
+    "#define LN_WORD(x, l) ((x)[l])\n"
+    "#else /* plain C99: one word */\n"
+    "#define LN_LANES 1\n"
+    "typedef uint64_t ln_vec;\n"
+    "#define LN_WORD(x, l) ((&(x))[l]) /* l = 0 */\n"
+    "#endif\n\n";
+
 static const char c_predict[] =
-    "/* predictions pred [n] of rows x [n][LN_INPUTS]; 0, or -1 if out of memory */\n"
+    "/* word l of input slots in [w] at threshold th from rows x [m][LN_INPUTS], m <= 64\n"
+    " * (x points at the first input): bit s = x[s][j] > th */\n"
+    "static void ln_bits(const float *x, int m, float th, int w, ln_vec *in, int l)\n"
+    "{\n"
+    "    for (int j = 0; j < w; j++) {\n"
+    "        uint64_t bits = 0;\n"
+    "        for (int s = m - 1; s >= 0; s--)\n"
+    "            bits = bits << 1 | (uint64_t)(x[(long)s * LN_INPUTS + j] > th);\n"
+    "        LN_WORD(in[j], l) = bits;\n"
+    "    }\n"
+    "}\n\n"
+    "/* 1 if the n floats x are finite (|x| as an integer below the bits of infinity) */\n"
+    "static int ln_finite(const float *x, long n)\n"
+    "{\n"
+    "    uint32_t bad = 0, u;\n"
+    "    long i = 0;\n"
+    "#ifdef LN_VECTOR\n"
+    "    ln_uv top = {0}, w;\n"
+    "    for (; i + LN_FW <= n; i += LN_FW) {\n"
+    "        memcpy(&w, x + i, sizeof w);\n"
+    "        top |= (ln_uv)((w & 0x7fffffffu) > 0x7f7fffffu);\n"
+    "    }\n"
+    "    for (int j = 0; j < LN_FW; j++)\n"
+    "        bad |= top[j];\n"
+    "#endif\n"
+    "    for (; i < n; i++) {\n"
+    "        memcpy(&u, x + i, sizeof u);\n"
+    "        bad |= (u & 0x7fffffffu) > 0x7f7fffffu;\n"
+    "    }\n"
+    "    return !bad;\n"
+    "}\n\n"
+    "#ifdef LN_VECTOR\n"
+    "#define LN_SHIFT_IN(a, k)                                                 \\\n"
+    "    memcpy(&xv, r + (k) * LN_FW, sizeof xv);                              \\\n"
+    "    a = (a << 1) - (ln_uv)(xv > tv)\n\n"
+    "/* out [8 LN_FW]: bit s = x[s][j] > th, s < ms <= 32: a compare per LN_FW inputs\n"
+    " * shifts each sample's bits in, 8 independent chains */\n"
+    "static void ln_shift(const float *x, int ms, float th, uint32_t *out)\n"
+    "{\n"
+    "    ln_fv tv, xv;\n"
+    "    ln_uv a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};\n"
+    "    for (int j = 0; j < LN_FW; j++)\n"
+    "        tv[j] = th;\n"
+    "    for (int s = ms - 1; s >= 0; s--) {\n"
+    "        const float *r = x + (long)s * LN_INPUTS;\n"
+    "        LN_SHIFT_IN(a0, 0);\n"
+    "        LN_SHIFT_IN(a1, 1);\n"
+    "        LN_SHIFT_IN(a2, 2);\n"
+    "        LN_SHIFT_IN(a3, 3);\n"
+    "        LN_SHIFT_IN(a4, 4);\n"
+    "        LN_SHIFT_IN(a5, 5);\n"
+    "        LN_SHIFT_IN(a6, 6);\n"
+    "        LN_SHIFT_IN(a7, 7);\n"
+    "    }\n"
+    "    memcpy(out, &a0, sizeof a0);\n"
+    "    memcpy(out + LN_FW, &a1, sizeof a1);\n"
+    "    memcpy(out + 2 * LN_FW, &a2, sizeof a2);\n"
+    "    memcpy(out + 3 * LN_FW, &a3, sizeof a3);\n"
+    "    memcpy(out + 4 * LN_FW, &a4, sizeof a4);\n"
+    "    memcpy(out + 5 * LN_FW, &a5, sizeof a5);\n"
+    "    memcpy(out + 6 * LN_FW, &a6, sizeof a6);\n"
+    "    memcpy(out + 7 * LN_FW, &a7, sizeof a7);\n"
+    "}\n\n"
+    "/* ln_bits for w = 8 LN_FW inputs */\n"
+    "static void ln_bits_wide(const float *x, int m, float th, ln_vec *in, int l)\n"
+    "{\n"
+    "    uint32_t lo[8 * LN_FW], hi[8 * LN_FW] = {0};\n"
+    "    ln_shift(x, m < 32 ? m : 32, th, lo);\n"
+    "    if (m > 32)\n"
+    "        ln_shift(x + 32 * LN_INPUTS, m - 32, th, hi);\n"
+    "    for (int j = 0; j < 8 * LN_FW; j++)\n"
+    "        LN_WORD(in[j], l) = lo[j] | (uint64_t)hi[j] << 32;\n"
+    "}\n"
+    "#endif\n\n"
+    "/* v[1 + t * LN_INPUTS + i] = bits of x[s][i] > ln_thr[t], rows x [m][LN_INPUTS]; 0, or\n"
+    " * -1 if an x is NaN or infinite (checked in a first, sequential pass) */\n"
+    "static int ln_binarize(const float *x, int m, ln_vec *v)\n"
+    "{\n"
+    "    for (int i = 0; m < 64 * LN_LANES && i < LN_BITS; i++) /* lanes past the rows */\n"
+    "        v[1 + i] = v[0];\n"
+    "    for (int l = 0; 64 * l < m; l++) {\n"
+    "        const float *xl = x + (long)64 * l * LN_INPUTS;\n"
+    "        int ml = m - 64 * l < 64 ? m - 64 * l : 64;\n"
+    "        if (!ln_finite(xl, (long)ml * LN_INPUTS))\n"
+    "            return -1;\n"
+    "        for (int t = 0; t < LN_THRESHOLDS; t++) {\n"
+    "            ln_vec *in = v + 1 + t * LN_INPUTS;\n"
+    "            int i = 0;\n"
+    "#ifdef LN_VECTOR\n"
+    "            for (; i + 8 * LN_FW <= LN_INPUTS; i += 8 * LN_FW)\n"
+    "                ln_bits_wide(xl + i, ml, ln_thr[t], in + i, l);\n"
+    "#endif\n"
+    "            ln_bits(xl + i, ml, ln_thr[t], LN_INPUTS - i, in + i, l);\n"
+    "        }\n"
+    "    }\n"
+    "    return 0;\n"
+    "}\n\n"
+    "/* carry-save adder: h, l = the two bits of a + b + c per position (l may be a) */\n"
+    "#define LN_CSA(h, l, a, b, c) u = (a) ^ (b), h = ((a) & (b)) | (u & (c)), l = u ^ (c)\n"
+    "/* output i of the current block of 16: its slot, negated or not */\n"
+    "#define LN_OUT(i) (v[out[i] >> 1] ^ (v[0] - (uint64_t)(out[i] & 1)))\n\n"
+    "/* plane [max(LN_PLANES, 4)]: the bit planes of the number of true outputs of class k\n"
+    " * (Harley-Seal: carry-save adders over blocks of 16 outputs, the sixteens rippling\n"
+    " * into the planes from 4 on) */\n"
+    "static void ln_count(const ln_vec *v, int k, ln_vec *plane)\n"
+    "{\n"
+    "    ln_vec ones = v[0], twos = v[0], fours = v[0], eights = v[0], u, t0, t1, f0, f1, e0, e1;\n"
+    "    const int32_t *out = ln_out + k * LN_GROUP16;\n"
+    "    for (int p = 4; p < LN_PLANES; p++)\n"
+    "        plane[p] = v[0];\n"
+    "    for (int o = 0; o < LN_GROUP16; o += 16, out += 16) {\n"
+    "        LN_CSA(t0, ones, ones, LN_OUT(0), LN_OUT(1));\n"
+    "        LN_CSA(t1, ones, ones, LN_OUT(2), LN_OUT(3));\n"
+    "        LN_CSA(f0, twos, twos, t0, t1);\n"
+    "        LN_CSA(t0, ones, ones, LN_OUT(4), LN_OUT(5));\n"
+    "        LN_CSA(t1, ones, ones, LN_OUT(6), LN_OUT(7));\n"
+    "        LN_CSA(f1, twos, twos, t0, t1);\n"
+    "        LN_CSA(e0, fours, fours, f0, f1);\n"
+    "        LN_CSA(t0, ones, ones, LN_OUT(8), LN_OUT(9));\n"
+    "        LN_CSA(t1, ones, ones, LN_OUT(10), LN_OUT(11));\n"
+    "        LN_CSA(f0, twos, twos, t0, t1);\n"
+    "        LN_CSA(t0, ones, ones, LN_OUT(12), LN_OUT(13));\n"
+    "        LN_CSA(t1, ones, ones, LN_OUT(14), LN_OUT(15));\n"
+    "        LN_CSA(f1, twos, twos, t0, t1);\n"
+    "        LN_CSA(e1, fours, fours, f0, f1);\n"
+    "        LN_CSA(t0, eights, eights, e0, e1); /* t0: the sixteens */\n"
+    "        for (int p = 4; p < LN_PLANES; p++) {\n"
+    "            u = plane[p] & t0;\n"
+    "            plane[p] ^= t0;\n"
+    "            t0 = u;\n"
+    "        }\n"
+    "    }\n"
+    "    plane[0] = ones, plane[1] = twos, plane[2] = fours, plane[3] = eights;\n"
+    "}\n\n"
+    "/* pred [m] of an evaluated block: the first class of maximal count, bit-sliced */\n"
+    "static void ln_argmax(const ln_vec *v, int m, int *pred)\n"
+    "{\n"
+    "    ln_vec best[LN_PLANES + 4], cnt[LN_PLANES + 4], idx[LN_CLASS_BITS + 1];\n"
+    "    ln_count(v, 0, best);\n"
+    "    for (int b = 0; b <= LN_CLASS_BITS; b++)\n"
+    "        idx[b] = v[0];\n"
+    "    for (int k = 1; k < LN_CLASSES; k++) {\n"
+    "        ln_vec gt = v[0], eq = ~v[0];\n"
+    "        ln_count(v, k, cnt);\n"
+    "        for (int p = LN_PLANES - 1; p >= 0; p--) {\n"
+    "            gt |= eq & cnt[p] & ~best[p];\n"
+    "            eq &= ~(cnt[p] ^ best[p]);\n"
+    "        }\n"
+    "        for (int p = 0; p < LN_PLANES; p++)\n"
+    "            best[p] ^= (best[p] ^ cnt[p]) & gt;\n"
+    "        for (int b = 0; b < LN_CLASS_BITS; b++)\n"
+    "            idx[b] = (k >> b) & 1 ? idx[b] | gt : idx[b] & ~gt;\n"
+    "    }\n"
+    "    for (int s = 0; s < m; s++) {\n"
+    "        int k = 0;\n"
+    "        for (int b = 0; b < LN_CLASS_BITS; b++)\n"
+    "            k |= (int)((LN_WORD(idx[b], s / 64) >> (s % 64)) & 1) << b;\n"
+    "        pred[s] = k;\n"
+    "    }\n"
+    "}\n\n"
+    "/* predictions pred [n] of rows x [n][LN_INPUTS]; 0, -1 if out of memory, -2 if an x is\n"
+    " * NaN or infinite (pred then holds the rows before its block) */\n"
     "int logicnet_predict(long n, const float *x, int *pred)\n"
     "{\n"
-    "    uint64_t *v = calloc(LN_NODES, sizeof *v), *in = calloc(LN_BITS, sizeof *in);\n"
-    "    int best[64];\n"
-    "    if (!v || !in) {\n"
-    "        free(v);\n"
-    "        free(in);\n"
+    "    unsigned char *raw = malloc(LN_SLOTS * sizeof(ln_vec) + 64);\n"
+    "    if (!raw)\n"
     "        return -1;\n"
-    "    }\n"
-    "    for (long off = 0; off < n; off += 64) {\n"
-    "        int m = n - off < 64 ? (int)(n - off) : 64;\n"
-    "        for (int i = 0; i < LN_BITS; i++)\n"
-    "            in[i] = 0;\n"
-    "        for (int s = 0; s < m; s++) {\n"
-    "            uint64_t bit = (uint64_t)1 << s;\n"
-    "            for (int t = 0; t < LN_THRESHOLDS; t++)\n"
-    "                for (int i = 0; i < LN_INPUTS; i++) /* branch-free */\n"
-    "                    in[t * LN_INPUTS + i] |=\n"
-    "                        x[(off + s) * LN_INPUTS + i] > ln_thresholds[t] ? bit : 0;\n"
+    "    ln_vec *v = (ln_vec *)(raw + (64 - (uintptr_t)raw % 64) % 64); /* aligned */\n"
+    "    for (int l = 0; l < LN_LANES; l++)\n"
+    "        LN_WORD(v[0], l) = 0;\n"
+    "    for (long off = 0; off < n; off += 64 * LN_LANES) {\n"
+    "        int m = n - off < 64 * LN_LANES ? (int)(n - off) : 64 * LN_LANES;\n"
+    "        if (ln_binarize(x + off * LN_INPUTS, m, v)) {\n"
+    "            free(raw);\n"
+    "            return -2;\n"
     "        }\n"
-    "        logicnet_eval(in, v);\n"
-    "        for (int k = 0; k < LN_CLASSES; k++) {\n"
-    "            uint64_t plane[LN_PLANES] = {0};\n"
-    "            for (int o = 0; o < LN_GROUP; o++) { /* bit-sliced popcount */\n"
-    "                int32_t r = ln_out[k * LN_GROUP + o];\n"
-    "                uint64_t carry = v[r >> 1] ^ ((uint64_t)0 - (uint64_t)(r & 1));\n"
-    "                for (int p = 0; carry; p++) {\n"
-    "                    uint64_t t = plane[p] & carry;\n"
-    "                    plane[p] ^= carry;\n"
-    "                    carry = t;\n"
-    "                }\n"
-    "            }\n"
-    "            for (int s = 0; s < m; s++) {\n"
-    "                int count = 0;\n"
-    "                for (int p = 0; p < LN_PLANES; p++)\n"
-    "                    count |= (int)((plane[p] >> s) & 1) << p;\n"
-    "                if (k == 0 || count > best[s]) {\n"
-    "                    best[s] = count;\n"
-    "                    pred[off + s] = k;\n"
-    "                }\n"
-    "            }\n"
-    "        }\n"
+    "        logicnet_eval(v);\n"
+    "        ln_argmax(v, m, pred + off);\n"
     "    }\n"
-    "    free(v);\n"
-    "    free(in);\n"
+    "    free(raw);\n"
     "    return 0;\n"
     "}\n\n";
-
 static const char c_main[] =
     "#ifdef LOGICNET_MAIN\n"
     "#include <stdio.h>\n"
@@ -114,64 +268,87 @@ static const char c_main[] =
     "                LN_INPUTS);\n"
     "        return 1;\n"
     "    }\n"
-    "    if (argc > 1 && !strcmp(argv[1], \"--bench\")) {\n"
+    "    int rc = logicnet_predict(n, x, pred);\n"
+    "    if (rc) {\n"
+    "        fprintf(stderr, \"logicnet: %s\\n\", rc == -1 ? \"out of memory\" : \"NaN or Inf in x\");\n"
+    "    } else if (argc > 1 && !strcmp(argv[1], \"--bench\")) {\n"
     "        long reps = 0;\n"
     "        double sec;\n"
     "        clock_t t0 = clock();\n"
     "        do {\n"
-    "            if (logicnet_predict(n, x, pred))\n"
-    "                return 1;\n"
+    "            logicnet_predict(n, x, pred);\n"
     "            reps++;\n"
     "            sec = (double)(clock() - t0) / CLOCKS_PER_SEC;\n"
     "        } while (sec < 1.0);\n"
     "        printf(\"samples_per_s %.6g\\n\", (double)n * reps / sec);\n"
     "    } else {\n"
-    "        if (logicnet_predict(n, x, pred))\n"
-    "            return 1;\n"
     "        for (long i = 0; i < n; i++)\n"
     "            printf(\"%d\\n\", pred[i]);\n"
     "    }\n"
     "    free(x);\n"
     "    free(pred);\n"
-    "    return 0;\n"
+    "    return rc ? 1 : 0;\n"
     "}\n"
     "#endif\n";
 
+/* a float as an exact C99 literal (hexadecimal; NAN, infinities through HUGE_VALF) */
+static void put_float(FILE *f, float x)
+{
+    if (isnan(x))
+        fputs("NAN", f);
+    else if (isinf(x))
+        fputs(x > 0 ? "HUGE_VALF" : "-HUGE_VALF", f);
+    else
+        fprintf(f, "%af", (double)x);
+}
+
 static void emit_c(const da_logic_circuit *c, const char *name, FILE *f)
 {
-    int first = c->n_bits + 1;
+    int class_bits = 0, group16 = (c->group + 15) / 16 * 16;
+    while ((1L << class_bits) < c->n_classes)
+        class_bits++;
     fprintf(f, "/* A trained logic gate network compiled by diffalg (da_logic_circuit_export_c):\n"
                " * %d gates (of %ld neurons), %d input bits, %d classes x %d outputs.\n"
-               " * Input bit t * LN_INPUTS + i is x[i] > ln_thresholds[t]; class scores are the\n"
+               " * Input bit t * LN_INPUTS + i is x[i] > ln_thr[t]; class scores are the\n"
                " * numbers of true outputs per group; the prediction is the first maximum.\n"
-               " * Build with -DLOGICNET_MAIN for a program reading float32 rows on stdin. */\n",
+               " * Values live in LN_SLOTS slots of 64 LN_LANES samples (a slot is reused once\n"
+               " * its node has no reader left). Build with -DLOGICNET_MAIN for a program\n"
+               " * reading float32 rows on stdin; -DLN_PORTABLE for plain C99 words. */\n",
             c->n_gates, c->gates_before, c->n_bits, c->n_classes, c->group);
-    fputs("#include <stdint.h>\n#include <stdlib.h>\n\n", f);
+    fputs("#include <math.h>\n#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n\n", f);
     fprintf(f, "#define LN_INPUTS %d\n#define LN_THRESHOLDS %d\n#define LN_BITS %d\n"
-               "#define LN_CLASSES %d\n#define LN_GROUP %d\n#define LN_PLANES %d\n"
-               "#define LN_NODES %d\n\n", c->n_inputs, c->n_thresholds, c->n_bits,
-            c->n_classes, c->group, c->planes, first + c->n_gates);
-    fputs("static const double ln_thresholds[LN_THRESHOLDS] = {", f);
-    for (int t = 0; t < c->n_thresholds; t++)
-        fprintf(f, "%s%.17g", t ? ", " : "", c->thresholds[t]);
-    fputs("};\n\n/* outputs: node * 2 + negated (node 0 is the constant 0) */\n"
-          "static const int32_t ln_out[LN_CLASSES * LN_GROUP] = {", f);
-    for (int o = 0; o < c->n_out; o++)
-        fprintf(f, "%s%d", o % 12 ? ", " : (o ? ",\n    " : "\n    "), c->out[o]);
+               "#define LN_CLASSES %d\n#define LN_GROUP16 %d\n#define LN_PLANES %d\n"
+               "#define LN_CLASS_BITS %d\n#define LN_SLOTS %d\n\n", c->n_inputs,
+            c->n_thresholds, c->n_bits, c->n_classes, group16, c->planes, class_bits,
+            c->n_slots);
+    fputs(c_types, f);
+    fputs("/* the thresholds as floats: for a float x, x > ln_thr[t] exactly when x exceeds the\n"
+          " * network's (double) threshold t */\nstatic const float ln_thr[LN_THRESHOLDS] = {", f);
+    for (int t = 0; t < c->n_thresholds; t++) {
+        fputs(t ? ", " : "", f);
+        put_float(f, c->thr_f[t]);
+    }
+    fputs("};\n\n/* outputs of each class: slot * 2 + negated (slot 0 is the constant 0), padded\n"
+          " * with false to LN_GROUP16 */\n"
+          "static const int32_t ln_out[LN_CLASSES * LN_GROUP16] = {", f);
+    for (int o = 0; o < c->n_classes * group16; o++) {
+        int k = o / group16, i = o % group16;
+        fprintf(f, "%s%d", o % 12 ? ", " : (o ? ",\n    " : "\n    "),
+                i < c->group ? c->out_slot[k * c->group + i] : 0);
+    }
     fputs("};\n\n", f);
     /* the gates in functions of at most C_PART_GATES statements (compile time grows
      * faster than linearly with the size of a function) */
     int parts = (c->n_gates + C_PART_GATES - 1) / C_PART_GATES;
     for (int part = 0; part < parts; part++) {
-        fprintf(f, "static void ln_gates%d(uint64_t *v)\n{\n", part);
+        fprintf(f, "static void ln_gates%d(ln_vec *v)\n{\n", part);
         for (int g = part * C_PART_GATES; g < c->n_gates && g < (part + 1) * C_PART_GATES; g++)
-            fprintf(f, "    v[%d] = v[%d] %s v[%d];\n", first + g, c->gates[g].a,
-                    op_c[c->gates[g].op], c->gates[g].b);
+            fprintf(f, "    v[%d] = v[%d] %s v[%d];\n", c->steps[g].y, c->steps[g].a,
+                    op_c[c->gates[g].op], c->steps[g].b);
         fputs("}\n\n", f);
     }
-    fputs("/* v [LN_NODES]: v[0] = 0, v[1 + i] = input bit i, then the gates */\n"
-          "void logicnet_eval(const uint64_t *in, uint64_t *v)\n{\n    v[0] = 0;\n"
-          "    for (int i = 0; i < LN_BITS; i++)\n        v[1 + i] = in[i];\n", f);
+    fputs("/* v [LN_SLOTS]: v[0] = 0, v[1 + i] = input bit i; computes every gate (the\n"
+          " * outputs end in the slots of ln_out) */\nvoid logicnet_eval(ln_vec *v)\n{\n    (void)v;\n", f);
     for (int part = 0; part < parts; part++)
         fprintf(f, "    ln_gates%d(v);\n", part);
     fputs("}\n\n", f);

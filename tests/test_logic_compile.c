@@ -56,10 +56,11 @@ static void expect_same_predictions(const da_logicnet *net, const da_logic_circu
 
 START_TEST(test_random_networks)
 {
+    /* inputs: below 8, 32-wide blocks, 8-wide blocks and a scalar tail */
     static const int cfg[][5] = {/* inputs, thresholds, layers, width, classes */
                                  {6, 2, 3, 12, 3}, {20, 1, 4, 60, 5}, {9, 3, 2, 30, 2},
-                                 {30, 2, 5, 200, 10}};
-    for (int t = 0; t < 4; t++) {
+                                 {30, 2, 5, 200, 10}, {45, 3, 3, 90, 3}, {100, 2, 2, 200, 4}};
+    for (int t = 0; t < 6; t++) {
         const int *c = cfg[t];
         da_logicnet *net = random_net(c[0], c[1], c[2], c[3], c[4], 100 + t);
         da_logic_circuit *circ = da_logic_circuit_new(net);
@@ -178,7 +179,9 @@ static void write_file(const char *path, const void *data, size_t size)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* export C, compile it with cc, run it on x: the same predictions as the hard mode */
+/* export C, compile it with cc (GCC's vector types, and -DLN_PORTABLE: plain C99
+ * words), run it on x: the same predictions as the hard mode; a row with a NaN makes
+ * the program fail */
 static void check_exported_c(const da_logicnet *net, const da_logic_circuit *circ,
                              const char *dir, int n, const float *x)
 {
@@ -187,16 +190,25 @@ static void check_exported_c(const da_logicnet *net, const da_logic_circuit *cir
     snprintf(bin, sizeof bin, "%s/net", dir);
     snprintf(in, sizeof in, "%s/x.bin", dir);
     ck_assert_int_eq(da_logic_circuit_export_c(circ, src), DA_OK);
-    snprintf(cmd, sizeof cmd, "cc -std=c99 -O1 -Wall -Wextra -Werror -DLOGICNET_MAIN -o %s %s",
-             bin, src);
-    ck_assert_int_eq(system(cmd), 0);
-    write_file(in, x, (size_t)n * net->n_inputs * sizeof *x);
     int *hard = malloc((size_t)n * sizeof *hard), *got = malloc((size_t)n * sizeof *got);
     ck_assert_int_eq(da_logicnet_predict(net, n, x, hard, NULL), DA_OK);
-    snprintf(cmd, sizeof cmd, "%s < %s", bin, in);
-    run_predictions(cmd, n, got);
-    for (int i = 0; i < n; i++)
-        ck_assert_int_eq(got[i], hard[i]);
+    for (int portable = 0; portable < 2; portable++) {
+        snprintf(cmd, sizeof cmd, "cc -std=c99 -O1 -Wall -Wextra -Werror -DLOGICNET_MAIN %s "
+                 "-o %s %s", portable ? "-DLN_PORTABLE" : "", bin, src);
+        ck_assert_int_eq(system(cmd), 0);
+        write_file(in, x, (size_t)n * net->n_inputs * sizeof *x);
+        snprintf(cmd, sizeof cmd, "%s < %s", bin, in);
+        run_predictions(cmd, n, got);
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(got[i], hard[i]);
+        float *bad = malloc((size_t)n * net->n_inputs * sizeof *bad);
+        memcpy(bad, x, (size_t)n * net->n_inputs * sizeof *bad);
+        bad[(size_t)(n - 1) * net->n_inputs] = NAN; /* in the last row */
+        write_file(in, bad, (size_t)n * net->n_inputs * sizeof *bad);
+        snprintf(cmd, sizeof cmd, "%s < %s > /dev/null 2>&1", bin, in);
+        ck_assert_int_ne(system(cmd), 0);
+        free(bad);
+    }
     unlink(src);
     unlink(bin);
     unlink(in);
@@ -229,6 +241,38 @@ START_TEST(test_trained_monk_and_c_export)
     da_logicnet_free(rnd);
     da_logicnet_free(net);
     da_monk_free(m);
+    rmdir(dir);
+}
+END_TEST
+
+/* inputs at and next to thresholds 1/3 and 2/3 (not floats) and 0.5: the evaluator and
+ * the exported C compare floats with the float just below a threshold, which must give
+ * the hard mode's double comparison. The network predicts the number of thresholds
+ * exceeded: class 0 counts !b0 twice, class 1 b0 and !b1, class 2 b1 twice. */
+START_TEST(test_threshold_edges)
+{
+    char dir[] = "/tmp/test_logic_compile.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    da_logicnet *net = random_net(1, 2, 1, 6, 3, 4);
+    ck_assert_double_eq(net->thresholds[0], 1.0 / 3);
+    static const int gate[6] = {12, 12, 3, 12, 3, 3}, bit[6] = {0, 0, 0, 1, 1, 1};
+    for (int j = 0; j < 6; j++)
+        set_neuron(net, 0, j, gate[j], bit[j], bit[j]);
+    enum { N = 9 };
+    float x[N], f1 = (float)(1.0 / 3), f2 = (float)(2.0 / 3);
+    float around[3][3] = {{nextafterf(f1, 0), f1, nextafterf(f1, 1)},
+                          {nextafterf(f2, 0), f2, nextafterf(f2, 1)},
+                          {nextafterf(0.5f, 0), 0.5f, nextafterf(0.5f, 1)}};
+    memcpy(x, around, sizeof x);
+    int pred[N];
+    da_logic_circuit *circ = da_logic_circuit_new(net);
+    ck_assert_int_eq(da_logic_circuit_predict(circ, N, x, pred), DA_OK);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(pred[i], ((double)x[i] > 1.0 / 3) + ((double)x[i] > 2.0 / 3));
+    expect_same_predictions(net, circ, N, x);
+    check_exported_c(net, circ, dir, N, x);
+    da_logic_circuit_free(circ);
+    da_logicnet_free(net);
     rmdir(dir);
 }
 END_TEST
@@ -405,6 +449,20 @@ START_TEST(test_errors)
     float x[8] = {0, 1, 0, 1, NAN, 0, 0, 0};
     int pred[2];
     ck_assert_int_eq(da_logic_circuit_predict(circ, 2, x, pred), DA_ENAN);
+    /* NaN or infinities anywhere, also in a later block of 256 rows */
+    float *many = random_inputs(300, 4, 2);
+    int *mp = malloc(300 * sizeof *mp);
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++)
+        for (int at = 0; at < 1200; at += 1163) {
+            float keep = many[at];
+            many[at] = bad[k];
+            ck_assert_int_eq(da_logic_circuit_predict(circ, 300, many, mp), DA_ENAN);
+            many[at] = keep;
+        }
+    ck_assert_int_eq(da_logic_circuit_predict(circ, 300, many, mp), DA_OK);
+    free(many);
+    free(mp);
     ck_assert_int_eq(da_logic_circuit_predict(circ, 0, x, pred), DA_ERANGE);
     ck_assert_int_eq(da_logic_circuit_predict(NULL, 1, x, pred), DA_EINVAL);
     ck_assert_int_eq(da_logic_circuit_counts64(circ, NULL, (int[128]){0}), DA_EINVAL);
@@ -430,6 +488,7 @@ int main(void)
     tcase_add_test(tc, test_random_networks);
     tcase_add_test(tc, test_folding_and_dead_gates);
     tcase_add_test(tc, test_trained_monk_and_c_export);
+    tcase_add_test(tc, test_threshold_edges);
     tcase_add_test(tc, test_verilog_export);
     tcase_add_test(tc, test_conv_network);
     tcase_add_test(tc, test_errors);
