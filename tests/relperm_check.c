@@ -13,6 +13,7 @@
 #include "refs.h"
 #include "relperm_check.h"
 #include "softsort.h"
+#include "suite_run.h"
 
 static double *alloc_doubles(long n)
 {
@@ -643,9 +644,5 @@ int rp_run_suite(const rp_ops *ops, const TTest *const *own, int n_own)
     for (int i = 0; i < n_own; i++)
         tcase_add_test(tc, own[i]);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

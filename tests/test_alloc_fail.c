@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "alloc_fail.h"
+#include "suite_run.h"
 
 char af_dir[sizeof AF_DIR_TEMPLATE] = AF_DIR_TEMPLATE;
 
@@ -531,10 +532,7 @@ int main(void)
     suite_add_tcase(s, tc);
     suite_add_tcase(s, alloc_fail_faces_tcase());
     suite_add_tcase(s, alloc_fail_parallel_tcase());
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = suite_run(s);
     char path[sizeof af_dir + 16];
     static const char *const made[] = {"ck", "ck" DA_CHECKPOINT_PREV_SUFFIX, "net", "net.c",
                                        "net.v", "img", "lab"};
@@ -543,5 +541,5 @@ int main(void)
         remove(path);
     }
     rmdir(af_dir);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }

@@ -15,6 +15,7 @@
 #include "diffalg.h"
 #include "gradcheck.h"
 #include "ops_conv_impl.h"
+#include "suite_run.h"
 
 #define F32_TOL 1e-4
 
@@ -307,9 +308,5 @@ int main(void)
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_alloc_fail);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

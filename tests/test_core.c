@@ -8,6 +8,7 @@
 #include "diffalg.h"
 #include "gradcheck.h"
 #include "refs.h"
+#include "suite_run.h"
 
 /* ---- a custom op: f(z) = sum_i w_i z_i^3 + prod-free cross term a * z_0 * z_1 ---- */
 typedef struct {
@@ -292,9 +293,5 @@ int main(void)
     tcase_add_test(tc, test_op_loss);
     tcase_add_test(tc, test_refs_loader);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

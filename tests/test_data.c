@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "diffalg.h"
+#include "suite_run.h"
 
 static char g_dir[256];
 
@@ -340,9 +341,5 @@ int main(void)
     tcase_add_test(tc, test_fashion_mnist);
     tcase_add_test(tc, test_split);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

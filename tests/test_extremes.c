@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "diffalg.h"
+#include "suite_run.h"
 
 #define N 5
 #define B 3
@@ -274,9 +275,5 @@ int main(void)
     tcase_add_test(tc, shortest_paths_at_extremes);
     tcase_add_test(tc, smoothing_and_newton_at_extremes);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

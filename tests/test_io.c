@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "diffalg.h"
+#include "suite_run.h"
 
 static char g_dir[256];
 
@@ -408,9 +409,5 @@ int main(void)
     tcase_add_test(tc, test_tensor_blob_mismatch);
     tcase_add_test(tc, test_atomic_write_failures);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

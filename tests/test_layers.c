@@ -8,6 +8,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 /* mean cross entropy of the model on x [shape] with labels; grads added to the params
  * when backward != 0. Returns the loss (NAN on error). */
@@ -378,9 +379,5 @@ int main(void)
     tcase_add_test(tc, test_training_xor);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -13,6 +13,7 @@
 #include "gradcheck.h"
 #include "logic.h"
 #include "refs.h"
+#include "suite_run.h"
 
 static const double *tget(const ref_file *r, const char *name, long size)
 {
@@ -424,9 +425,5 @@ int main(void)
     tcase_add_test(tc, test_connections);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

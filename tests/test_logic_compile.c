@@ -17,6 +17,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 static da_logicnet *random_net(int n_inputs, int n_thr, int layers, int width, int k,
                                unsigned long seed)
@@ -493,9 +494,5 @@ int main(void)
     tcase_add_test(tc, test_conv_network);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

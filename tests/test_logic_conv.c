@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 /* ---- reference evaluation ---- */
 
@@ -701,9 +702,5 @@ int main(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_alloc_failures);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

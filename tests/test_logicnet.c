@@ -18,6 +18,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 /* a small network: 5 inputs x 2 thresholds = 10 bits, 3 layers of 12, 3 classes */
 static da_logicnet *small_net(int connections, double grad_factor, unsigned long seed)
@@ -566,9 +567,5 @@ int main(void)
     tcase_add_test(tc, test_monk_facts);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

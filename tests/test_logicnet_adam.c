@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 /* 20 inputs x 2 thresholds = 40 bits, 3 layers of 30 neurons (not a multiple of the
  * 8-neuron blocks of the float kernel), 3 classes; or a convolutional net over 4 x 4 */
@@ -376,9 +377,5 @@ int main(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_allocation_failures);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

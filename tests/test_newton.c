@@ -6,6 +6,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 /* x := A^-1 x by Gaussian elimination with partial pivoting (independent of LAPACK) */
 static void naive_solve(int m, const double *A_in, double *x)
@@ -240,9 +241,5 @@ int main(void)
     tcase_add_test(tc, test_tensor_faces);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -13,6 +13,7 @@
 #include "diffalg.h"
 #include "gradcheck.h"
 #include "ops_check.h"
+#include "suite_run.h"
 
 enum { OP_SUM, OP_MEAN, OP_MAX, OP_LSE, OP_SOFTMAX, OP_LOG_SOFTMAX, N_OPS };
 static const char *const op_name[N_OPS] = {"sum", "mean", "max", "logsumexp", "softmax",
@@ -398,9 +399,5 @@ int main(void)
     tcase_add_test(tc, test_first_max_and_stability);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

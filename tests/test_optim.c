@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "diffalg.h"
+#include "suite_run.h"
 
 #define N 6
 #define STEPS 7
@@ -408,9 +409,5 @@ int main(void)
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -11,6 +11,7 @@
 #include "gradcheck.h"
 #include "pav.h"
 #include "refs.h"
+#include "suite_run.h"
 
 typedef int (*soft_fn)(int, int, const double *, da_direction, da_regularization, double,
                        double *, const double *, double *);
@@ -398,9 +399,5 @@ int main(void)
     tcase_add_test(tc, test_strength_limits);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

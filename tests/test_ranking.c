@@ -6,6 +6,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 static const char *const specs[] = {
     "odd_even", "odd_even:logistic:steepness=5", "bitonic:logistic_phi:art_lambda=0.5",
@@ -162,9 +163,5 @@ int main(void)
     tcase_add_test(tc, test_hessian);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "diffalg.h"
+#include "suite_run.h"
 
 START_TEST(test_argsort)
 {
@@ -129,9 +130,5 @@ int main(void)
     tcase_add_test(tc, test_topk);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -8,6 +8,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 enum { B = 6, H = 7, W = 7, V = H * W, K = 5 }; /* K digit classes */
 
@@ -100,9 +101,5 @@ int main(void)
     TCase *tc = tcase_create("shortest_path_blackbox");
     tcase_add_test(tc, test_scale_component);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "diffalg.h"
+#include "suite_run.h"
 
 /* The grid (H 2, W 3): s = 0, goal = 5. Vertices 2 and 3 cost 30, so (for costs ~10 and
  * noise of scale ~1) the path is 0-A-5 or 0-B-5 with A = 1 = (0,1), B = 4 = (1,1):
@@ -452,9 +453,5 @@ int main(void)
     tcase_add_test(tc, test_generic_solver);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -13,6 +13,7 @@
 #include "refs.h"
 #include "sinkhorn.h"
 #include "sinkhorn_impl.h"
+#include "suite_run.h"
 
 enum { W_P, W_SORTED, W_RANKS };
 
@@ -455,9 +456,5 @@ int main(void)
     tcase_add_test(tc, test_scaling_domain);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

@@ -7,6 +7,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 #define N_SEEDS 200
 
@@ -382,9 +383,5 @@ int main(void)
     tcase_add_test(tc, test_tensor_face);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

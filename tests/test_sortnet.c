@@ -12,6 +12,7 @@
 #include "diffalg.h"
 #include "gradcheck.h"
 #include "refs.h"
+#include "suite_run.h"
 
 static const char *const SIGMOID_NAMES[] = {"logistic", "logistic_phi", "gaussian",
                                             "reciprocal", "cauchy", "optimal"};
@@ -583,9 +584,5 @@ int main(void)
     tcase_add_test(tc, test_threads_deterministic);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

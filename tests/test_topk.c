@@ -11,6 +11,7 @@
 #include "diffalg.h"
 #include "gradcheck.h"
 #include "refs.h"
+#include "suite_run.h"
 
 static const ref_tensor *need(const ref_file *r, const char *name)
 {
@@ -403,9 +404,5 @@ int main(void)
     tcase_add_test(tc, test_ties);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }

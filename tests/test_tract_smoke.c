@@ -17,6 +17,7 @@
 
 #include "diffalg.h"
 #include "gradcheck.h"
+#include "suite_run.h"
 
 #define LR 0.3
 #define BATCH 5
@@ -194,9 +195,5 @@ int main(void)
     tcase_add_test(tc, test_tract_cnn_step);
     tcase_add_test(tc, test_isaac_mlp_step);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_run(s);
 }
