@@ -105,6 +105,8 @@ da_logic_conv *da_logic_conv_new(const da_logic_conv_spec *spec)
     int wshape[2] = {L->out_c * L->n_gates, DA_LOGIC_N_GATES};
     L->leaf = da_calloc((size_t)L->out_c * L->n_leaves * 3, sizeof *L->leaf);
     L->w = da_tensor_new(DA_F64, 2, wshape);
+    if (L->w)
+        L->w->requires_grad = 1; /* a parameter */
     if (!L->leaf || !L->w) {
         da_logic_conv_free(L);
         da_set_error(DA_ENOMEM, "da_logic_conv_new: out of memory");

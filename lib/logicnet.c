@@ -160,6 +160,8 @@ da_logicnet *da_logicnet_alloc(int n_inputs, int n_thresholds, int n_layers, int
         net->ib[l] = da_malloc((size_t)width * sizeof **net->ib);
         net->w[l] = da_tensor_new(DA_F64, 2, wshape);
         ok = net->ia[l] && net->ib[l] && net->w[l];
+        if (ok)
+            net->w[l]->requires_grad = 1; /* a parameter: da_logicnet_op(w = NULL) trains it */
     }
     if (!ok) {
         da_logicnet_free(net);

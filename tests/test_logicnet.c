@@ -89,6 +89,36 @@ START_TEST(test_gradcheck_network)
 }
 END_TEST
 
+/* with w = NULL the op reads the net's own logits, which are parameters: their grads
+ * receive what explicit logit tensors would */
+START_TEST(test_own_logits_grad)
+{
+    enum { B = 4 };
+    double bits[B * 10], g[B * 3], z[B * 3], gb[B * 10], gw[3][192];
+    double *pw[3] = {gw[0], gw[1], gw[2]};
+    da_logicnet *net = small_net(DA_LOGIC_RANDOM, 1.3, 7);
+    gc_random(bits, B * 10, 5, 0, 1);
+    gc_random(g, B * 3, 6, -1, 1);
+    tensor_face(net, B, bits, g, z, gb, pw);
+    da_ctx *ctx = da_ctx_new();
+    int shape[2] = {B, 10};
+    da_tensor *X = da_ctx_tensor_from(ctx, DA_F64, 2, shape, bits);
+    da_tensor *Y = da_logicnet_op(ctx, net, X, NULL, 0);
+    ck_assert_msg(Y != NULL, "%s", da_last_error());
+    ck_assert_int_eq(da_backward_from(ctx, Y, g), DA_OK);
+    for (int l = 0; l < 3; l++) {
+        ck_assert(net->w[l]->requires_grad);
+        double own[192];
+        for (int i = 0; i < 192; i++)
+            own[i] = da_get_grad(net->w[l], i);
+        ck_assert_double_lt(max_rel(own, gw[l], 192), 1e-15);
+        ck_assert_double_gt(fabs(own[0]) + fabs(own[100]) + fabs(own[191]), 0);
+    }
+    da_ctx_free(ctx);
+    da_logicnet_free(net);
+}
+END_TEST
+
 /* grad_factor f scales the gradient reaching layer l's logits by f^(L-1-l) and the
  * bits by f^L (difflogic's GradFactor before every layer); the forward is unchanged */
 START_TEST(test_grad_factor)
@@ -556,6 +586,7 @@ int main(void)
     TCase *tc = tcase_create("logicnet");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_gradcheck_network);
+    tcase_add_test(tc, test_own_logits_grad);
     tcase_add_test(tc, test_grad_factor);
     tcase_add_test(tc, test_driver_against_tensor_face);
     tcase_add_test(tc, test_driver_f32);
