@@ -408,8 +408,8 @@ static inline ALWAYS_INLINE void exp16_f64(v4d x[4])
         }                                                                                 \
     }                                                                                     \
                                                                                           \
-    SIMD_CLONES void da_logic_soft_coeffs_##SUF(int out_dim, const double *w,             \
-                                                double *coef, double *probs)              \
+    SIMD_CLONES static void soft_coeffs_##SUF(int out_dim, const double *w, double *coef, \
+                                              double *probs)                              \
     {                                                                                     \
         for (int j0 = 0; j0 < out_dim; j0 += 16 / Q) {                                    \
             int n = out_dim - j0 < 16 / Q ? out_dim - j0 : 16 / Q;                        \
@@ -422,9 +422,9 @@ static inline ALWAYS_INLINE void exp16_f64(v4d x[4])
         }                                                                                 \
     }                                                                                     \
                                                                                           \
-    SIMD_CLONES void da_logic_adam_##SUF(int out_dim, const da_logic_adam_hp *hp,         \
-                                         int parts, size_t stride, const double *S,       \
-                                         double *w, T *m, T *v, double *coef)             \
+    SIMD_CLONES static void adam_##SUF(int out_dim, const da_logic_adam_hp *hp, int parts, \
+                                       size_t stride, const double *S, double *w, T *m,   \
+                                       T *v, double *coef)                                \
     {                                                                                     \
         enum { N = 16 / Q };                                                              \
         const T a1 = (T)(1 - hp->beta1), b2 = (T)hp->beta2, a2 = (T)(1 - hp->beta2);      \
@@ -478,6 +478,25 @@ static inline ALWAYS_INLINE void exp16_f64(v4d x[4])
 
 FUSED_ADAM(float, v8f, v8i, 2, f32)
 FUSED_ADAM(double, v4d, v4i, 4, f64)
+
+/* The entry points of logic.h are plain functions around the cloned kernels: a
+ * target_clones function called from another file needs the attribute on every
+ * declaration with clang (GCC resolves it through the symbol). */
+#define FUSED_ADAM_ENTRY(T, SUF)                                                          \
+    void da_logic_soft_coeffs_##SUF(int out_dim, const double *w, double *coef,           \
+                                    double *probs)                                        \
+    {                                                                                     \
+        soft_coeffs_##SUF(out_dim, w, coef, probs);                                       \
+    }                                                                                     \
+    void da_logic_adam_##SUF(int out_dim, const da_logic_adam_hp *hp, int parts,          \
+                             size_t stride, const double *S, double *w, T *m, T *v,       \
+                             double *coef)                                                \
+    {                                                                                     \
+        adam_##SUF(out_dim, hp, parts, stride, S, w, m, v, coef);                         \
+    }
+
+FUSED_ADAM_ENTRY(float, f32)
+FUSED_ADAM_ENTRY(double, f64)
 
 /* ---- argument checks ---- */
 

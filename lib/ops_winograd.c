@@ -118,37 +118,39 @@ int da_winograd_matrices(int m, int r, double *AT, double *G, double *BT)
 
 typedef float lanes __attribute__((vector_size(LANES * sizeof(float))));
 
-/* The helpers below pass and return `lanes` by value; they are static inline, so the
- * AVX-versus-SSE calling convention GCC warns about never applies. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-static inline lanes lanes_load(const float *src)
-{
-    lanes v;
-    memcpy(&v, src, sizeof v);
-    return v;
-}
+/* The helpers take `lanes` through pointers, never by value: a 32-byte vector argument
+ * or result would have a different calling convention in the AVX and the default clones
+ * (GCC warns, clang refuses). They are static inline, so nothing goes through memory. */
+static inline void lanes_load(lanes *v, const float *src) { memcpy(v, src, sizeof *v); }
 
 /* the first n of LANES values (the last block of a tile row), the rest zero */
-static inline lanes lanes_load_n(const float *src, int n)
+static inline void lanes_load_n(lanes *v, const float *src, int n)
 {
     float u[LANES] = {0};
     memcpy(u, src, (size_t)n * sizeof *u);
-    return lanes_load(u);
+    memcpy(v, u, sizeof *v);
 }
 
 /* A block is always stored whole: the lanes of the last block of a tile row land on the
  * first tiles of the next row (or of the next image), which are stored after it, or on the
  * slack columns past the chunk's tiles. */
-static inline void lanes_store(float *dst, lanes v) { memcpy(dst, &v, sizeof v); }
+static inline void lanes_store(float *dst, const lanes *v) { memcpy(dst, v, sizeof *v); }
 
-/* sum_q r->c[q] in[r->idx[q]] */
-static inline lanes combine(const wino_row *r, const lanes *in)
+/* *out = sum_q r->c[q] in[r->idx[q]] */
+static inline void combine(const wino_row *r, const lanes *in, lanes *out)
 {
     lanes acc = {0};
     for (int q = 0; q < r->n; q++)
         acc += r->c[q] * in[r->idx[q]];
-    return acc;
+    *out = acc;
+}
+
+/* dst = combine(r, in), stored */
+static inline void combine_store(float *dst, const wino_row *r, const lanes *in)
+{
+    lanes acc;
+    combine(r, in, &acc);
+    lanes_store(dst, &acc);
 }
 
 /* y [n] += s x [n] */
@@ -222,9 +224,9 @@ WINO_CLONES static void input_row(const wino_plan *p, const float *xq, int a, fl
         for (int b0 = 0; b0 < tw; b0 += LANES) {
             lanes z[WINO_T];
             for (int j = 0; j < WINO_T; j++)
-                z[j] = lanes_load(Z + xi * L + (j % m) * p->Wq + j / m + b0);
+                lanes_load(&z[j], Z + xi * L + (j % m) * p->Wq + j / m + b0);
             for (int xj = 0; xj < WINO_T; xj++)
-                lanes_store(V + (xi * WINO_T + xj) * vs + b0, combine(&p->bt_row[xj], z));
+                combine_store(V + (xi * WINO_T + xj) * vs + b0, &p->bt_row[xj], z);
         }
 }
 
@@ -242,10 +244,13 @@ WINO_CLONES static void dinput_row(const wino_plan *p, const float *dV, long vs,
             lanes v[WINO_T];
             for (int xj = 0; xj < WINO_T; xj++) {
                 const float *src = dV + (xi * WINO_T + xj) * vs + b0;
-                v[xj] = n == LANES ? lanes_load(src) : lanes_load_n(src, n);
+                if (n == LANES)
+                    lanes_load(&v[xj], src);
+                else
+                    lanes_load_n(&v[xj], src, n);
             }
             for (int j = 0; j < WINO_T; j++)
-                lanes_store(dz + j * tw8 + b0, combine(&p->bt_col[j], v));
+                combine_store(dz + j * tw8 + b0, &p->bt_col[j], v);
         }
         for (int j = 0; j < WINO_T; j++) /* scattered to the tiles' columns */
             axpy(tw, 1, dz + j * tw8, dZ + xi * L + (j % m) * p->Wq + j / m);
@@ -272,14 +277,15 @@ WINO_CLONES static void output_row(const wino_plan *p, const conv_geom *g, const
         for (int xi = 0; xi < WINO_T; xi++) {
             lanes v[WINO_T];
             for (int xj = 0; xj < WINO_T; xj++)
-                v[xj] = lanes_load(M + (xi * WINO_T + xj) * ms + b0);
+                lanes_load(&v[xj], M + (xi * WINO_T + xj) * ms + b0);
             for (int mj = 0; mj < m; mj++)
-                s[mj][xi] = combine(&p->at_row[mj], v);
+                combine(&p->at_row[mj], v, &s[mj][xi]);
         }
         for (int mi = 0; mi < rows; mi++) {
             float *row = Y + (long)(a * m + mi) * g->Wo + b0 * m, y[LANES];
             for (int mj = 0; mj < m; mj++) {
-                lanes yv = combine(&p->at_row[mi], s[mj]);
+                lanes yv;
+                combine(&p->at_row[mi], s[mj], &yv);
                 memcpy(y, &yv, sizeof y);
                 for (int l = 0; l < LANES && b0 + l < valid_cols(p, g, mj); l++)
                     row[l * m + mj] = y[l];
@@ -309,12 +315,12 @@ WINO_CLONES static void doutput_row(const wino_plan *p, const conv_geom *g, cons
         lanes e[WINO_MAX_M][WINO_MAX_M], s[WINO_MAX_M]; /* e[mj][mi] = dY[mi][mj] */
         for (int mj = 0; mj < m; mj++)
             for (int mi = 0; mi < m; mi++)
-                e[mj][mi] = lanes_load(buf + (mj * m + mi) * tw8 + b0);
+                lanes_load(&e[mj][mi], buf + (mj * m + mi) * tw8 + b0);
         for (int xi = 0; xi < WINO_T; xi++) {
             for (int mj = 0; mj < m; mj++) /* s = A along the rows */
-                s[mj] = combine(&p->at_col[xi], e[mj]);
+                combine(&p->at_col[xi], e[mj], &s[mj]);
             for (int xj = 0; xj < WINO_T; xj++)
-                lanes_store(Z + (xi * WINO_T + xj) * zs + b0, combine(&p->at_col[xj], s));
+                combine_store(Z + (xi * WINO_T + xj) * zs + b0, &p->at_col[xj], s);
         }
     }
 }
